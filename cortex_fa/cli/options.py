@@ -1,0 +1,115 @@
+"""Run options shared by ``run``, ``sweep`` and ``reproduce``.
+
+Every :class:`~cortex_fa.config.RunConfig` field is a flag (``--batch-size``
+for ``batch_size``); only the flags a user gives override the config file
+or preset, so ``--config`` + flags compose predictably.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from cortex_fa.config import RunConfig, load_toml, parse_sizes
+from cortex_fa.errors import ConfigError
+
+HELP = {
+    "rule": "learning rule: bp, fa, usf, frsf, brsf, dfa, kp, drtp, shallow",
+    "hidden": "hidden column sizes, e.g. 500 or 240,240,240 or 240x3",
+    "activation": "hidden activation: tanh, relu, sigmoid, linear",
+    "output_activation": "readout activation (linear for cross-entropy)",
+    "loss": "cross_entropy or mse",
+    "optimizer": "sgd or adam",
+    "lr": "learning rate",
+    "init": "forward init scale rule: xavier, he, lecun, fixed, zero",
+    "feedback_init": "feedback init scale rule: xavier, he, lecun, fixed, zero",
+    "train_subset": "use only this many training images (quick runs)",
+    "probe_size": "training images in the fixed probe batch for alignment metrics",
+    "rule_params": "JSON object of rule parameters, e.g. '{\"decay\": 0.001}'",
+    "backend_params": "JSON object of backend parameters",
+    "seed": "seed of the numpy Generator that draws everything random",
+}
+
+
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"decay\": 0.001}}', got {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _optional_int(text: str):
+    if text.strip().lower() in ("none", "all", "0"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _hidden(text: str):
+    try:
+        return parse_sizes(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _type_for(field: dataclasses.Field):
+    if field.name == "hidden":
+        return _hidden
+    if field.name in ("rule_params", "backend_params"):
+        return _json_object
+    if field.name == "train_subset":
+        return _optional_int
+    default = field.default
+    if isinstance(default, bool):
+        return _bool
+    if isinstance(default, int):
+        return int
+    if isinstance(default, float):
+        return float
+    return str
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, skip=()) -> None:
+    """Add one flag per RunConfig field (default: not given), plus ``--config``."""
+    group = parser.add_argument_group("run options (override --config)")
+    group.add_argument("--config", metavar="FILE.toml", help="TOML file with run options (a [run] table or top-level keys)")
+    for field in dataclasses.fields(RunConfig):
+        if field.name in skip:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        group.add_argument(
+            flag, dest=field.name, type=_type_for(field), default=None, metavar=field.name.upper(),
+            help=f"{HELP.get(field.name, field.name.replace('_', ' '))} (default {shown})",
+        )
+
+
+def run_options(args, *, skip=()) -> dict:
+    """The run options a user set: the config file's, then the flags given."""
+    values: dict = {}
+    if getattr(args, "config", None):
+        table = load_toml(args.config)
+        values.update(table.get("run", table) if isinstance(table.get("run"), dict) else table)
+    for field in dataclasses.fields(RunConfig):
+        if field.name in skip:
+            continue
+        value = getattr(args, field.name, None)
+        if value is not None:
+            values[field.name] = value
+    return values

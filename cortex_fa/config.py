@@ -1,0 +1,264 @@
+"""Run configuration: one plain, validated, hashable record of a training run.
+
+A :class:`RunConfig` is pure data. Building it validates every field and
+raises :class:`~cortex_fa.errors.ConfigError` naming the field and the valid
+choices. It serialises to JSON (stored in every results file) and to a short
+hash that names run files in a sweep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cortex_fa.errors import ConfigError, choices_text, did_you_mean
+
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
+OUTPUT_ACTIVATIONS = ("linear", "sigmoid", "tanh")
+LOSSES = ("cross_entropy", "mse")
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "step", "cosine")
+INITS = ("xavier", "he", "lecun", "fixed", "zero")
+DISTRIBUTIONS = ("uniform", "normal")
+BACKENDS = ("numpy", "brian2")
+
+# Networks larger than this are refused before anything is allocated.
+DEFAULT_MAX_PARAMETERS = 50_000_000
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run.
+
+    Parameters
+    ----------
+    rule : str
+        Learning rule name, see :func:`cortex_fa.rules.available`.
+    hidden : tuple of int
+        Sizes of the hidden columns, bottom to top. Depth is ``len(hidden)``.
+    activation, output_activation : str
+        Non-linearity of hidden columns and of the readout column.
+    loss : {"cross_entropy", "mse"}
+        Softmax cross-entropy or squared error ``1/2 |y_hat - y|^2``.
+    optimizer, lr, momentum, weight_decay, lr_schedule, lr_decay, lr_step_epochs
+        Optimiser settings. ``weight_decay`` is L2 decay applied as
+        ``W <- W - lr * weight_decay * W`` each step.
+    batch_size, epochs, train_subset
+        Mini-batch size, number of epochs, and an optional number of training
+        examples to use (the first ``train_subset`` of a seeded permutation).
+    init, init_distribution, init_scale
+        Forward weight initialiser: scale rule, distribution and multiplier
+        (for ``init="fixed"`` the multiplier *is* the bound/standard deviation).
+    feedback_init, feedback_distribution, feedback_scale
+        The same for fixed random feedback matrices (FA, frSF, DFA, ...).
+    seed : int
+        Seeds one :class:`numpy.random.Generator` from which everything random
+        (weights, feedback, shuffling, probe batch) is drawn.
+    probe_size : int
+        Training images in the fixed probe batch on which alignment is measured.
+    log_early : bool
+        Log at steps 1, 2, 4, 8, ... during the first epoch.
+    log_every : int
+        Log at the end of every ``log_every``-th epoch (the last epoch is always logged).
+    metrics : bool
+        Compute alignment and norm metrics at logging steps (test metrics are
+        always computed at epoch ends).
+    backend : str
+        ``"numpy"`` or ``"brian2"``.
+    rule_params, backend_params : dict
+        Extra parameters for the rule (e.g. ``{"decay": 1e-3}``) and backend.
+    max_parameters : int
+        Refuse networks with more weights than this (a guard against typos
+        such as ``--hidden 1000000``).
+    """
+
+    rule: str = "fa"
+    hidden: tuple[int, ...] = (500,)
+    activation: str = "tanh"
+    output_activation: str = "linear"
+    loss: str = "cross_entropy"
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    lr_decay: float = 0.1
+    lr_step_epochs: int = 10
+    batch_size: int = 100
+    epochs: int = 1
+    train_subset: int | None = None
+    init: str = "xavier"
+    init_distribution: str = "uniform"
+    init_scale: float = 1.0
+    feedback_init: str = "xavier"
+    feedback_distribution: str = "uniform"
+    feedback_scale: float = 1.0
+    seed: int = 0
+    probe_size: int = 500
+    log_early: bool = True
+    log_every: int = 1
+    metrics: bool = True
+    backend: str = "numpy"
+    rule_params: dict = field(default_factory=dict)
+    backend_params: dict = field(default_factory=dict)
+    max_parameters: int = DEFAULT_MAX_PARAMETERS
+
+    def __post_init__(self):
+        _validate(self)
+
+    # -- conversions -------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        return len(self.hidden)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def hash(self, length: int = 16) -> str:
+        """Stable short hash of the configuration (names run files)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:length]
+
+    def replace(self, **changes) -> "RunConfig":
+        return RunConfig.from_dict({**self.to_dict(), **changes})
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
+        """Build from a mapping, refusing unknown keys with a suggestion."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"a run configuration must be a table/dict, got {type(values).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in names:
+                raise ConfigError(f"unknown run option '{key}'{did_you_mean(key, names)}; valid options: {', '.join(names)}")
+        values = dict(values)
+        if "hidden" in values:
+            values["hidden"] = parse_sizes(values["hidden"], "hidden")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        return cls.from_dict(json.loads(text))
+
+
+def parse_sizes(value, name: str = "hidden") -> tuple[int, ...]:
+    """Parse ``500``, ``"240,240"``, ``[240, 240]`` or ``"240x3"`` into a tuple of ints."""
+    if isinstance(value, str):
+        text = value.strip()
+        if "x" in text and "," not in text:
+            width, _, count = text.partition("x")
+            items = [width] * _as_int(count, name)
+        else:
+            items = [t for t in text.split(",")] if text else []
+    elif isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ConfigError(f"{name} must be a list of positive integers such as 240,240, got {value!r}")
+    sizes = tuple(_as_int(v, name) for v in items)
+    if any(s <= 0 for s in sizes):
+        raise ConfigError(f"{name} sizes must be positive integers, got {list(sizes)}")
+    return sizes
+
+
+def _as_int(v, name):
+    if isinstance(v, bool):
+        raise ConfigError(f"{name} must be an integer, got {v!r}")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    try:
+        return int(str(v).strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {v!r}") from None
+
+
+def _check_choice(cfg, name, choices):
+    value = getattr(cfg, name)
+    if value not in choices:
+        raise ConfigError(f"{name} '{value}' is not valid{did_you_mean(value, choices)}; use {choices_text(choices)}")
+
+
+def _check_number(cfg, name, *, minimum=None, strict=False, integer=False, allow_none=False):
+    value = getattr(cfg, name)
+    if value is None and allow_none:
+        return
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be finite, got {value!r}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        raise ConfigError(f"{name} must be {bound}, got {value!r}")
+
+
+def _validate(cfg: RunConfig) -> None:
+    from cortex_fa import rules  # late: rules import nothing from config at import time
+
+    if not isinstance(cfg.hidden, tuple):
+        object.__setattr__(cfg, "hidden", parse_sizes(cfg.hidden, "hidden"))
+    if len(cfg.hidden) == 0:
+        raise ConfigError("hidden must list at least one hidden column size, e.g. 500 or 240,240")
+    _check_choice(cfg, "rule", rules.available())
+    for name, choices in (
+        ("activation", ACTIVATIONS), ("output_activation", OUTPUT_ACTIVATIONS), ("loss", LOSSES),
+        ("optimizer", OPTIMIZERS), ("lr_schedule", SCHEDULES), ("init", INITS),
+        ("init_distribution", DISTRIBUTIONS), ("feedback_init", INITS),
+        ("feedback_distribution", DISTRIBUTIONS), ("backend", BACKENDS),
+    ):
+        _check_choice(cfg, name, choices)
+    _check_number(cfg, "lr", minimum=0, strict=True)
+    for name in ("momentum", "weight_decay", "init_scale", "feedback_scale"):
+        _check_number(cfg, name, minimum=0)
+    _check_number(cfg, "lr_decay", minimum=0, strict=True)
+    if cfg.momentum >= 1:
+        raise ConfigError(f"momentum must be in [0, 1), got {cfg.momentum!r}")
+    for name in ("batch_size", "epochs", "probe_size", "log_every", "lr_step_epochs", "max_parameters"):
+        _check_number(cfg, name, minimum=1, integer=True)
+    _check_number(cfg, "train_subset", minimum=1, integer=True, allow_none=True)
+    _check_number(cfg, "seed", minimum=0, integer=True)
+    for name in ("log_early", "metrics"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ConfigError(f"{name} must be true or false, got {getattr(cfg, name)!r}")
+    for name in ("rule_params", "backend_params"):
+        if not isinstance(getattr(cfg, name), dict):
+            raise ConfigError(f"{name} must be a table/dict, got {getattr(cfg, name)!r}")
+    if cfg.loss == "cross_entropy" and cfg.output_activation != "linear":
+        raise ConfigError(
+            f"loss 'cross_entropy' applies its own softmax: output_activation must be 'linear', got '{cfg.output_activation}'"
+        )
+    sizes = (784, *cfg.hidden, 10)
+    n_params = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    if n_params > cfg.max_parameters:
+        raise ConfigError(
+            f"hidden {list(cfg.hidden)} gives {n_params:,} weights, more than max_parameters={cfg.max_parameters:,}; "
+            "use smaller columns or raise max_parameters"
+        )
+    rules.get(cfg.rule).check_config(cfg)
+
+
+def load_toml(path) -> dict[str, Any]:
+    """Read a TOML file, turning I/O and syntax problems into one-line errors."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, expected a TOML file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None

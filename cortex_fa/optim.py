@@ -1,0 +1,86 @@
+"""Optimisers: turn gradients into increments, in place where possible.
+
+The training loop applies ``W <- (1 - lr * weight_decay) * W + step(W)``;
+optimisers only see gradients, so rules such as Kolen-Pollack can give the
+feedback synapses exactly the same increment.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class SGD:
+    """Stochastic gradient descent with optional (heavy-ball) momentum.
+
+    .. math:: v \\leftarrow \\mu v + g, \\qquad \\Delta = -\\eta v
+    """
+
+    def __init__(self, shapes, momentum: float = 0.0, dtype=np.float32):
+        self.momentum = momentum
+        self.velocity = [np.zeros(s, dtype) for s in shapes] if momentum else None
+
+    def steps(self, grads, lr: float):
+        """Return increments; may overwrite ``grads`` (no copies in the hot loop)."""
+        out = []
+        for i, g in enumerate(grads):
+            if self.velocity is not None:
+                v = self.velocity[i]
+                v *= self.momentum
+                v += g
+                g = np.multiply(v, -lr, out=g)
+            else:
+                g *= -lr
+            out.append(g)
+        return out
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015).
+
+    .. math::
+
+        m \\leftarrow \\beta_1 m + (1-\\beta_1) g, \\quad
+        v \\leftarrow \\beta_2 v + (1-\\beta_2) g^2, \\quad
+        \\Delta = -\\eta \\frac{m / (1-\\beta_1^t)}{\\sqrt{v / (1-\\beta_2^t)} + \\epsilon}
+    """
+
+    def __init__(self, shapes, beta1=0.9, beta2=0.999, eps=1e-8, dtype=np.float32):
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.m = [np.zeros(s, dtype) for s in shapes]
+        self.v = [np.zeros(s, dtype) for s in shapes]
+        self.t = 0
+
+    def steps(self, grads, lr: float):
+        self.t += 1
+        c1 = 1.0 - self.beta1**self.t
+        c2 = 1.0 - self.beta2**self.t
+        out = []
+        for m, v, g in zip(self.m, self.v, grads):
+            m *= self.beta1
+            m += (1.0 - self.beta1) * g
+            v *= self.beta2
+            v += (1.0 - self.beta2) * (g * g)
+            denom = np.sqrt(v / c2)
+            denom += self.eps
+            out.append(np.divide(m, denom, out=g) * np.float32(-lr / c1))
+        return out
+
+
+def make(name: str, shapes, momentum: float = 0.0):
+    if name == "adam":
+        return Adam(shapes)
+    return SGD(shapes, momentum)
+
+
+def learning_rate(config, epoch: int, step: int, total_steps: int) -> float:
+    """Learning rate for this step under the configured schedule.
+
+    ``step``: ``lr * lr_decay ** (epoch // lr_step_epochs)``;
+    ``cosine``: ``lr * (1 + cos(pi * step / total_steps)) / 2``.
+    """
+    if config.lr_schedule == "step":
+        return config.lr * config.lr_decay ** (epoch // config.lr_step_epochs)
+    if config.lr_schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + np.cos(np.pi * step / max(total_steps, 1)))
+    return config.lr

@@ -1,0 +1,198 @@
+"""Results as xarray Datasets and NetCDF files: schema, writing, reading.
+
+One run has dims ``step`` and ``layer``; coordinate ``epoch`` (float) lives
+on ``step`` and ``layer`` runs ``1..L`` (``L`` is the readout column). A
+study adds dims such as ``rule``, ``depth`` and ``seed`` (see
+:mod:`cortex_fa.study`). Files are written atomically and checked on read.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import glob as _glob
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from cortex_fa import __version__
+from cortex_fa.errors import ResultsError
+from cortex_fa.metrics import PER_LAYER
+
+# name -> (long_name, units)
+VARIABLES = {
+    "weight_alignment": ("angle between the feedback used and W^T (direct rules: the linear path)", "degree"),
+    "delta_alignment": ("angle between the rule's delta and backprop's delta on the probe batch", "degree"),
+    "update_alignment": ("angle between the rule's weight update and backprop's on the probe batch", "degree"),
+    "delta_norm": ("RMS of the rule's delta over probe examples and units", "1"),
+    "grad_norm": ("Frobenius norm of the rule's weight update dW on the probe batch", "1"),
+    "feedback_norm_ratio": ("|B_l| / |W_l| (Frobenius), layer-wise rules only", "1"),
+    "train_loss": ("training loss, running mean over the epoch so far", "1"),
+    "train_accuracy": ("training accuracy, running mean over the epoch so far", "1"),
+    "test_loss": ("loss on the 10,000 test images", "1"),
+    "test_accuracy": ("accuracy on the 10,000 test images", "1"),
+    "wall_time": ("training time so far, metric and test evaluation excluded", "s"),
+}
+PER_STEP = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "wall_time")
+SCHEMA_TITLE = "cortex_fa results"
+
+
+def _blas_name() -> str:
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        return f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
+    except Exception:  # older numpy: no dict mode
+        return "unknown"
+
+
+class RunRecorder:
+    """Collects logged rows during training and turns them into a Dataset."""
+
+    def __init__(self, config, n_layers: int, steps_per_epoch: int, data, *, backend: str = "numpy"):
+        self.config, self.n_layers, self.steps_per_epoch = config, n_layers, steps_per_epoch
+        self.data_sha256 = getattr(data, "data_sha256", "unknown")
+        self.backend = backend
+        self.extra_attrs: dict = {}
+        self.steps: list[int] = []
+        self.rows: list[dict] = []
+
+    def add(self, step: int, wall_time: float, row: dict) -> None:
+        self.steps.append(int(step))
+        self.rows.append({**row, "wall_time": wall_time})
+
+    def to_dataset(self, *, status: str = "ok", diverged_at=None) -> xr.Dataset:
+        n, L = len(self.steps), self.n_layers
+        data_vars = {}
+        for name in PER_LAYER:
+            arr = np.full((n, L), np.nan)
+            for i, row in enumerate(self.rows):
+                if name in row:
+                    arr[i] = row[name]
+            data_vars[name] = (("step", "layer"), arr)
+        for name in PER_STEP:
+            data_vars[name] = ("step", np.array([row.get(name, np.nan) for row in self.rows], dtype=float))
+        steps = np.array(self.steps, dtype=np.int64)
+        ds = xr.Dataset(
+            data_vars,
+            coords={"step": steps, "epoch": ("step", steps / self.steps_per_epoch), "layer": np.arange(1, L + 1)},
+        )
+        attrs = run_attrs(self.config, backend=self.backend, data_sha256=self.data_sha256, status=status)
+        attrs["steps_per_epoch"] = int(self.steps_per_epoch)
+        if diverged_at is not None:
+            attrs["diverged_at_step"] = int(diverged_at)
+        attrs.update(self.extra_attrs)
+        ds.attrs.update(attrs)
+        return annotate(ds)
+
+
+def run_attrs(config, *, backend: str, data_sha256: str, status: str) -> dict:
+    """The global attributes of one run (NetCDF-safe: str and int only)."""
+    return {
+        "Conventions": "CF-1.8",
+        "title": SCHEMA_TITLE,
+        "cortex_fa_version": __version__,
+        "config": config.to_json(),
+        "config_hash": config.hash(),
+        "rule": config.rule,
+        "seed": int(config.seed),
+        "depth": int(config.depth),
+        "backend": backend,
+        "data_sha256": data_sha256,
+        "numpy_version": np.__version__,
+        "blas": _blas_name(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "status": status,
+    }
+
+
+def annotate(ds: xr.Dataset) -> xr.Dataset:
+    """Set ``long_name`` and ``units`` on every known variable and coordinate."""
+    for name, (long_name, units) in VARIABLES.items():
+        if name in ds:
+            ds[name].attrs.update(long_name=long_name, units=units)
+    for name, long_name in (("step", "updates done"), ("epoch", "epochs done"), ("layer", "column index (L = readout)")):
+        if name in ds.coords:
+            ds[name].attrs.update(long_name=long_name, units="1")
+    return ds
+
+
+def save_results(ds: xr.Dataset, path, *, compress: bool = True) -> Path:
+    """Write ``ds`` to NetCDF atomically (temporary file, then ``os.replace``)."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ResultsError(f"cannot write {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise ResultsError(f"cannot write {path}: directory {directory} is not writable")
+    encoding = {}
+    if compress:
+        encoding = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars if ds[v].dtype.kind in "fiu"}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _open_one(path: Path) -> xr.Dataset:
+    if not path.exists():
+        raise ResultsError(f"results file {path} does not exist")
+    if path.is_dir():
+        raise ResultsError(f"{path} is a directory; pass a .nc file or use open_results on the directory")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            ds = ds.load()
+    except Exception as exc:  # netCDF4 raises OSError/ValueError/RuntimeError on junk
+        raise ResultsError(f"{path} is not a readable NetCDF file ({type(exc).__name__}: {str(exc)[:120]})") from None
+    validate(ds, path)
+    return ds
+
+
+def validate(ds: xr.Dataset, source="dataset") -> xr.Dataset:
+    """Check that ``ds`` follows the cortex_fa schema; raise ResultsError if not."""
+    if ds.attrs.get("title") != SCHEMA_TITLE or "cortex_fa_version" not in ds.attrs:
+        raise ResultsError(f"{source} is not a cortex_fa results file (no title '{SCHEMA_TITLE}' / cortex_fa_version attribute)")
+    missing = [d for d in ("step", "layer") if d not in ds.dims]
+    if missing:
+        raise ResultsError(f"{source} is missing dimension(s) {', '.join(missing)}; expected step and layer")
+    absent = [v for v in ("test_accuracy", "train_loss", "wall_time") if v not in ds]
+    if absent:
+        raise ResultsError(f"{source} is missing variable(s) {', '.join(absent)}")
+    if "config" in ds.attrs:
+        try:
+            json.loads(ds.attrs["config"])
+        except (TypeError, ValueError):
+            raise ResultsError(f"{source} has a config attribute that is not valid JSON") from None
+    return ds
+
+
+def open_results(path) -> xr.Dataset:
+    """Open a run or study file, a directory of run files, or a glob of them.
+
+    Several files are combined into one study Dataset (see
+    :func:`cortex_fa.study.combine_runs`).
+    """
+    text = str(path)
+    p = Path(text)
+    if p.is_dir():
+        files = sorted(p.glob("*.nc"))
+        if not files:
+            raise ResultsError(f"directory {p} holds no .nc run files")
+    elif any(ch in text for ch in "*?["):
+        files = [Path(f) for f in sorted(_glob.glob(text))]
+        if not files:
+            raise ResultsError(f"no files match {text}")
+    else:
+        return _open_one(p)
+    from cortex_fa.study import combine_runs
+
+    return combine_runs([_open_one(f) for f in files])

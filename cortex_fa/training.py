@@ -1,0 +1,148 @@
+"""The one training loop shared by every rule and backend.
+
+It draws everything random from one ``numpy.random.Generator`` seeded by
+``config.seed``, in a fixed order: training subset, probe batch, weights,
+feedback synapses, then one permutation per epoch (and rule redraws).
+Metrics are computed at logging steps only, on a fixed probe batch, and the
+clock that becomes ``wall_time`` is stopped while they are.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from cortex_fa import backends, kernels, metrics, optim, rules
+from cortex_fa.config import RunConfig
+from cortex_fa.network import Network
+from cortex_fa.results import RunRecorder
+
+# A mean batch loss above this (or NaN/inf) ends the run as diverged: it is far
+# beyond any loss a learning network has (cross-entropy starts near ln 10).
+DIVERGED_LOSS = 1e4
+
+
+def logging_steps(steps_per_epoch: int, epochs: int, *, log_early: bool = True, log_every: int = 1) -> list[int]:
+    """Steps at which metrics are logged.
+
+    Step 0 (before any update), ``1, 2, 4, 8, ...`` inside the first epoch if
+    ``log_early``, the end of every ``log_every``-th epoch and the last step.
+    """
+    total = steps_per_epoch * epochs
+    steps = {0, total}
+    if log_early:
+        k = 1
+        while k < steps_per_epoch:
+            steps.add(k)
+            k *= 2
+    steps.update(e * steps_per_epoch for e in range(log_every, epochs + 1, log_every))
+    return sorted(steps)
+
+
+def train(config: RunConfig | None = None, data=None, *, progress: bool = True, **overrides):
+    """Train one network and return its results as an ``xarray.Dataset``.
+
+    Parameters
+    ----------
+    config : RunConfig, optional
+        The run; keyword ``overrides`` replace its fields (``train(rule="bp")``).
+    data : MNIST, optional
+        Preloaded data (``cortex_fa.data.load_mnist()``); loaded if omitted.
+    progress : bool
+        Show a progress bar per epoch (on stderr).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``step`` and ``layer``; see :mod:`cortex_fa.results` for the schema.
+        ``attrs["status"]`` is ``"diverged"`` if the loss became NaN/inf, in
+        which case the metrics logged until then are kept.
+    """
+    if config is None:
+        config = RunConfig(**overrides)
+    elif overrides:
+        config = config.replace(**overrides)
+    if data is None:
+        from cortex_fa.data import load_mnist
+
+        data = load_mnist(progress=progress)
+    backend = backends.get(config.backend)
+    rng = np.random.default_rng(config.seed)
+
+    n_train = len(data.train_labels)
+    train_idx = np.arange(n_train) if config.train_subset is None else np.sort(
+        rng.permutation(n_train)[: min(config.train_subset, n_train)]
+    )
+    probe_idx = rng.choice(train_idx, size=min(config.probe_size, len(train_idx)), replace=False)
+    probe_x = kernels.normalise(data.train_images[probe_idx])
+    probe_y = kernels.one_hot(data.train_labels[probe_idx])
+
+    network = Network.from_config(config)
+    rule = rules.make(config.rule, config.rule_params)
+    model = backend.compile(network, rule, config, rng)
+
+    bs = config.batch_size
+    steps_per_epoch = -(-len(train_idx) // bs)
+    total = steps_per_epoch * config.epochs
+    schedule = set(logging_steps(steps_per_epoch, config.epochs, log_early=config.log_early, log_every=config.log_every))
+    recorder = RunRecorder(config, network.n_layers, steps_per_epoch, data, backend=model.backend)
+    recorder.extra_attrs.update(getattr(model, "attrs", {}))  # e.g. Brian2's tau and settling time
+    clock = 0.0
+
+    def log(step, run_loss, run_correct, run_seen, *, test: bool):
+        row = {"train_loss": run_loss / run_seen if run_seen else np.nan,
+               "train_accuracy": run_correct / run_seen if run_seen else np.nan}
+        if test:
+            row["test_loss"], row["test_accuracy"] = model.evaluate(data.test_images, data.test_labels)
+        if config.metrics:
+            row.update(metrics.probe_metrics(rule, model.weights, model.biases, model.activations,
+                                             model.state, probe_x, probe_y, config.loss))
+        recorder.add(step, clock, row)
+
+    if 0 in schedule:
+        log(0, 0.0, 0, 0, test=config.metrics)
+    step = 0
+    status = "ok"
+    for epoch in range(config.epochs):
+        order = train_idx[rng.permutation(len(train_idx))]
+        run_loss, run_correct, run_seen = 0.0, 0, 0
+        lr = optim.learning_rate(config, epoch, step, total)
+        bar = _progress(progress, steps_per_epoch, f"{config.rule} epoch {epoch + 1}/{config.epochs}")
+        for start in range(0, len(order), bs):
+            idx = order[start:start + bs]
+            t0 = time.perf_counter()
+            if config.lr_schedule == "cosine":
+                lr = optim.learning_rate(config, epoch, step, total)
+            x = kernels.normalise(data.train_images[idx])
+            labels = data.train_labels[idx]
+            loss_sum, correct = model.train_batch(x, kernels.one_hot(labels), labels, lr)
+            clock += time.perf_counter() - t0
+            step += 1
+            if not np.isfinite(loss_sum) or loss_sum > DIVERGED_LOSS * len(idx):
+                status = "diverged"
+                break
+            run_loss += loss_sum
+            run_correct += correct
+            run_seen += len(idx)
+            if bar is not None:
+                bar.update(1)
+                if step % 50 == 0:
+                    bar.set_postfix(loss=f"{run_loss / run_seen:.3f}", acc=f"{run_correct / run_seen:.3f}")
+            if step in schedule and step % steps_per_epoch:
+                log(step, run_loss, run_correct, run_seen, test=False)
+        if bar is not None:
+            bar.close()
+        if status == "diverged":
+            break
+        if step in schedule:
+            log(step, run_loss, run_correct, run_seen, test=True)
+    return recorder.to_dataset(status=status, diverged_at=step if status == "diverged" else None)
+
+
+def _progress(enabled, total, desc):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)

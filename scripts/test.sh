@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: environment, data, browser, pytest.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+# The app is tested in a real browser: Debian's chromium, never a downloaded build.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing Debian's chromium for the browser tests"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+        || echo "   chromium could not be installed: browser tests will be skipped (or fail under CI=true)"
+fi
+cortex-fa data fetch --quiet
+python -m pytest "$@"
