@@ -140,7 +140,7 @@ class RunConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         for key in values:
             if key not in names:
-                raise ConfigError(f"unknown run option '{key}'{did_you_mean(key, names)}; valid options: {', '.join(names)}")
+                raise ConfigError(f"unknown run option {key!r}{did_you_mean(key, names)}; valid options: {', '.join(names)}")
         values = dict(values)
         if "hidden" in values:
             values["hidden"] = parse_sizes(values["hidden"], "hidden")
@@ -188,7 +188,7 @@ def _as_int(v, name):
 def _check_choice(cfg, name, choices):
     value = getattr(cfg, name)
     if value not in choices:
-        raise ConfigError(f"{name} '{value}' is not valid{did_you_mean(value, choices)}; use {choices_text(choices)}")
+        raise ConfigError(f"{name} {value!r} is not valid{did_you_mean(value, choices)}; use {choices_text(choices)}")
 
 
 def _check_number(cfg, name, *, minimum=None, strict=False, integer=False, allow_none=False):

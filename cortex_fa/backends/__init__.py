@@ -26,7 +26,7 @@ def available() -> tuple[str, ...]:
 def get(name: str):
     """Import and return the backend module called ``name``."""
     if name not in _BACKENDS:
-        raise ConfigError(f"backend '{name}' is not known{did_you_mean(name, _BACKENDS)}; use {choices_text(_BACKENDS)}")
+        raise ConfigError(f"backend {name!r} is not known{did_you_mean(name, _BACKENDS)}; use {choices_text(_BACKENDS)}")
     module, install = _BACKENDS[name]
     try:
         return importlib.import_module(module)

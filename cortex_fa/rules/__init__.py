@@ -35,7 +35,7 @@ def get(name: str) -> type[LearningRule]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"rule '{name}' is not known{did_you_mean(name, _REGISTRY)}; use {choices_text(_REGISTRY)}") from None
+        raise ConfigError(f"rule {name!r} is not known{did_you_mean(name, _REGISTRY)}; use {choices_text(_REGISTRY)}") from None
 
 
 def available() -> tuple[str, ...]:

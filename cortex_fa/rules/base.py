@@ -58,7 +58,7 @@ class LearningRule:
             if key not in self.defaults:
                 allowed = ", ".join(self.defaults) or "none"
                 raise ConfigError(
-                    f"rule '{self.name}' has no parameter '{key}'{did_you_mean(key, self.defaults)}; valid: {allowed}"
+                    f"rule '{self.name}' has no parameter {key!r}{did_you_mean(key, self.defaults)}; valid: {allowed}"
                 )
         self.params = {**self.defaults, **params}
 
