@@ -28,8 +28,10 @@ def main(args) -> int:
     config = RunConfig.from_dict(run_options(args))
     out = Path(args.out)
     check_writable(out)
-    from cortex_fa import results, training
+    from cortex_fa import backends, results, training
     from cortex_fa.data import load_mnist
+
+    backends.get(config.backend)  # a missing optional backend fails before the data loads
 
     data = load_mnist(args.data_dir, progress=not args.quiet)
     ds = training.train(config, data, progress=not args.quiet)

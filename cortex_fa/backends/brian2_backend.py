@@ -1,0 +1,289 @@
+"""Optional backend: the columns as continuous-time rate dynamics in Brian2.
+
+Each column is a :class:`brian2.NeuronGroup` of rate units, each projection
+its own :class:`brian2.Synapses` (see :mod:`cortex_fa.backends.brian2_network`
+for the equations). Training is *online*: every example is presented for a
+settling time of many ``tau``; then a network operation reads the steady-state
+rates ``h_{l-1}`` and apical errors ``delta_l`` and applies the local update
+
+.. math::
+
+    \\Delta W_l = -\\frac{\\eta}{N} \\, h_{l-1}^T \\delta_l,
+    \\qquad \\Delta b_l = -\\frac{\\eta}{N} \\, \\delta_l
+
+through the run's optimiser, weight decay and the rule's feedback plasticity
+(the same code as the numpy backend), before the next example is presented.
+``N`` is the training loop's batch size: a batch of ``N`` presentations moves
+the weights as far as one numpy step on that batch, to first order, and with
+``batch_size=1`` the two backends compute the same updates (up to settling
+error and float32/float64 rounding). The feedback synapses are rewritten from
+``rule.feedback`` after every update unless the rule's feedback is fixed.
+
+Options (``backend_params``): ``tau_ms`` (10), ``dt_ms`` (``tau / 5``; the
+membrane equation is integrated exactly, so ``dt`` only sets the time
+resolution), ``settle_time_ms`` (default: enough ``tau`` for a settling error
+below 1e-5, see :func:`settle_taus`), ``tau_apical_ms`` (0: the apical signal
+is the summed feedback input; > 0: a leaky apical potential), ``target``
+(``"numpy"`` or ``"cython"``) and ``eval`` (``"steady_state"``: test sets are
+scored from the dynamics' fixed point, the numpy forward pass; ``"simulate"``:
+every test image is presented to the network).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+
+import brian2 as b2
+import numpy as np
+
+from cortex_fa import kernels
+from cortex_fa.backends.brian2_network import build
+from cortex_fa.backends.brian2_runner import PresentJob, Runner, Trace, TrainJob
+from cortex_fa.backends.numpy_backend import NumpyModel
+from cortex_fa.errors import ConfigError, did_you_mean
+from cortex_fa.rules.base import LearningRule
+
+DEFAULTS = {"tau_ms": 10.0, "dt_ms": None, "settle_time_ms": None, "tau_apical_ms": 0.0,
+            "target": "numpy", "eval": "steady_state"}
+SETTLE_TOLERANCE = 1e-5
+
+
+def settle_taus(order: int, tol: float = SETTLE_TOLERANCE) -> int:
+    """Whole time constants after which a chain of ``order`` leaky stages has settled.
+
+    Starting from rest, the relative distance of stage ``k`` of a chain of
+    equal first-order filters from its fixed point after ``m`` time constants
+    is the Poisson tail :math:`e^{-m} \\sum_{j<k} m^j / j!`; return the
+    smallest ``m`` for which that is below ``tol``.
+    """
+    m = 1
+    while math.exp(-m) * sum(m**j / math.factorial(j) for j in range(order)) > tol:
+        m += 1
+    return m
+
+
+def options(backend_params: dict, network, rule) -> dict:
+    """Validate ``backend_params`` and fill in the defaults.
+
+    Parameters
+    ----------
+    backend_params : dict
+        The run's ``backend_params`` (keys of :data:`DEFAULTS`).
+    network : Network
+    rule : LearningRule
+        Their depth and pathway set the default settling time.
+
+    Returns
+    -------
+    dict
+        Every option, plus ``settle_steps``; ``settle_time_ms`` is rounded to
+        a whole number of ``dt_ms``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown keys or invalid values, in one line.
+    """
+    for key in backend_params:
+        if key not in DEFAULTS:
+            raise ConfigError(f"brian2 backend has no parameter '{key}'{did_you_mean(key, DEFAULTS)}; "
+                              f"valid: {', '.join(DEFAULTS)}")
+    p = {**DEFAULTS, **backend_params}
+    for key in ("tau_ms", "dt_ms", "settle_time_ms", "tau_apical_ms"):
+        v = p[key]
+        if v is None and key in ("dt_ms", "settle_time_ms"):
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
+                or (v == 0 and key != "tau_apical_ms"):
+            raise ConfigError(f"backend_params.{key} must be a positive number of milliseconds, got {v!r}")
+    if p["target"] not in ("numpy", "cython"):
+        raise ConfigError(f"backend_params.target must be 'numpy' or 'cython', got {p['target']!r}")
+    if p["eval"] not in ("steady_state", "simulate"):
+        raise ConfigError(f"backend_params.eval must be 'steady_state' or 'simulate', got {p['eval']!r}")
+    if p["dt_ms"] is None:
+        p["dt_ms"] = p["tau_ms"] / 5
+    if p["settle_time_ms"] is None:
+        # Forward chain of L columns; a leaky apical compartment adds one stage per feedback hop.
+        hops = {"layerwise": network.n_layers - 1, "direct": 1}.get(rule.pathway, 0)
+        order = network.n_layers + (hops if p["tau_apical_ms"] > 0 else 0)
+        p["settle_time_ms"] = settle_taus(order) * max(p["tau_ms"], p["tau_apical_ms"])
+    p["settle_steps"] = max(1, round(p["settle_time_ms"] / p["dt_ms"]))
+    p["settle_time_ms"] = p["settle_steps"] * p["dt_ms"]
+    return p
+
+
+def _code_object_class(target: str):
+    if target == "numpy":
+        from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
+
+        return NumpyCodeObject
+    from brian2.codegen.runtime.cython_rt import CythonCodeObject
+
+    if not CythonCodeObject.is_available():
+        raise ConfigError("backend_params.target 'cython' needs Cython and a working C compiler; use 'numpy'")
+    return CythonCodeObject
+
+
+def _fixed_feedback(rule, weights, state, layer) -> bool:
+    """True if the rule's feedback matrix never changes (FA, DFA, DRTP).
+
+    A rule without feedback plasticity whose ``feedback`` returns one stored
+    array (the same object on every call) cannot change it; anything computed
+    from W (BP, uSF, frSF) is a new object per call.
+    """
+    if type(rule).after_update is not LearningRule.after_update:
+        return False
+    return rule.feedback(weights, state, layer) is rule.feedback(weights, state, layer)
+
+
+class Brian2Model(NumpyModel):
+    """A network simulated in Brian2, with the numpy model's parameters and optimiser.
+
+    ``weights``, ``biases`` and ``state`` are the float32 numpy arrays the
+    metrics read (drawn exactly as by the numpy backend); the synapse groups
+    hold float64 copies, rewritten after every update.
+    """
+
+    backend = "brian2"
+
+    def __init__(self, network, rule, config, rng, params):
+        super().__init__(network, rule, config, rng)
+        self.params = params
+        self.built = build(network.sizes, [c.activation for c in network.columns], pathway=rule.pathway,
+                           signal=rule.signal, loss=config.loss, tau_ms=params["tau_ms"],
+                           tau_apical_ms=params["tau_apical_ms"], dt_ms=params["dt_ms"],
+                           settle_steps=params["settle_steps"], codeobj_class=_code_object_class(params["target"]))
+        # Initial values through Brian2's interface (all-to-all connect() order
+        # is W.flatten()'s); updates then write the same arrays directly.
+        for syn, W in zip(self.built.ff, self.weights):
+            syn.w[:] = W.flatten()
+        for l, syn in self.built.fb.items():
+            syn.w[:] = rule.feedback(self.weights, self.state, l).flatten()
+        for group, b in zip(self.built.columns, self.biases):
+            if b is not None:
+                group.b[:] = b
+        self._plastic_fb = [l for l in self.built.fb if not _fixed_feedback(rule, self.weights, self.state, l)]
+        self.trace = Trace(self.built.arrays["u"])
+        self.runner = Runner(self.built.net, self.built.slow_clock, self.built.clock, step_hook=self.trace.step)
+        weakref.finalize(self, self.runner.close).atexit = False
+        self.attrs = {"tau_ms": float(params["tau_ms"]), "settle_time_ms": float(params["settle_time_ms"]),
+                      "dt_ms": float(params["dt_ms"]), "tau_apical_ms": float(params["tau_apical_ms"]),
+                      "codegen_target": params["target"], "brian2_version": b2.__version__,
+                      "training": "online: one update per presentation, lr / batch_size",
+                      "evaluation": params["eval"]}
+
+    # -- parameters <-> synapses ------------------------------------------------
+    def sync_synapses(self):
+        """Copy W, b and the feedback matrices that can change into the synapse groups.
+
+        Done after every update; call it after changing ``weights`` or
+        ``biases`` in place from outside.
+        """
+        arr = self.built.arrays
+        for w, W in zip(arr["w"], self.weights):
+            w[:] = W.ravel()
+        for b_arr, b in zip(arr["b"], self.biases):
+            if b is not None:
+                b_arr[:] = b
+        for l in self._plastic_fb:
+            arr["fb"][l][:] = self.rule.feedback(self.weights, self.state, l).ravel()
+
+    def load(self, x, y):
+        """Set the input rates and the target; put every column back at rest."""
+        arr = self.built.arrays
+        arr["x"][:] = x
+        arr["y"][-1][:] = y
+        for name in ("u", "v"):
+            for a in arr[name]:
+                if a is not None:
+                    a.fill(0.0)
+        if arr["Z"][-1] is not None:
+            arr["Z"][-1].fill(len(y))  # the softmax normaliser of u = 0
+
+    def steady_state(self, x):
+        """Rates ``h_0..h_L`` and readout potential ``a_L`` of the settled network (float32)."""
+        arr = self.built.arrays
+        post = [x]
+        for u, act in zip(arr["u"], self.activations):
+            u32 = u.astype(np.float32)
+            post.append(u32 if act.name == "linear" else act.forward(u32, np.empty_like(u32)))
+        return post, arr["u"][-1].astype(np.float32)
+
+    def apical_deltas(self, post, a_out, y):
+        """The errors the simulation delivered: readout error and apical signal times f'(u)."""
+        arr = self.built.arrays
+        out_act = self.activations[-1]
+        if self.config.loss == "cross_entropy":
+            e = 1.0 / arr["Z"][-1] - y
+        else:
+            e = (post[-1] - y) * out_act.derivative(a_out, post[-1], np.empty_like(a_out))
+        deltas = [np.asarray(e, np.float32)]
+        for l in range(len(self.weights) - 1, 0, -1):
+            apical = arr["v"][l - 1] if self.params["tau_apical_ms"] > 0 else arr["I_fb"][l - 1]
+            u = arr["u"][l - 1].astype(np.float32)
+            fprime = self.activations[l - 1].derivative(u, post[l], np.empty_like(u))
+            deltas.insert(0, apical.astype(np.float32) * fprime)
+        return deltas
+
+    def learn(self, x, y, label, lr):
+        """Online update from the settled example; returns ``(loss, correct)`` measured before it."""
+        post, a_out = self.steady_state(x)
+        loss, _ = kernels.loss_and_error(a_out[None], post[-1][None], y[None], self.config.loss, self.activations[-1])
+        scores = a_out if self.config.loss == "cross_entropy" else post[-1]
+        correct = int(np.argmax(scores) == label)
+        if not np.isfinite(loss):
+            return loss, correct
+        deltas = self.apical_deltas(post, a_out, y)
+        first = len(self.weights) - 1 if self.rule.pathway == "none" else 0
+        grads_w = [np.outer(post[l], deltas[l]) for l in range(first, len(deltas))]
+        grads_b = [deltas[l].copy() for l in range(first, len(deltas)) if self.biases[l] is not None]
+        self._apply(first, grads_w, grads_b, lr)
+        self.sync_synapses()
+        return loss, correct
+
+    # -- backend API --------------------------------------------------------------
+    def train_batch(self, x, y, labels, lr: float):
+        """Present the batch one example at a time, updating after each (lr / batch size)."""
+        return self.runner.submit(TrainJob(self, x, y, labels, lr / len(labels)))
+
+    def present(self, x, y=None, *, trace: bool = False) -> dict:
+        """Settle each row of ``x`` without learning and report what the network computed.
+
+        Returns a dict with ``"a"``: readout potentials ``(N, n_L)`` (the
+        pre-activations :math:`a_L`); with targets ``y``, ``"deltas"``: the
+        errors delivered to every column, ``deltas[l - 1]`` of shape
+        ``(N, n_l)``; with ``trace=True``, ``"traces"``: per example, one
+        ``(steps + 1, n_l)`` array of ``u`` per column, sampled every ``dt``
+        from rest.
+        """
+        return self.runner.submit(PresentJob(self, x, y, self.trace if trace else None))
+
+    def evaluate(self, images_uint8, labels, chunk: int = 2000):
+        """Mean loss and accuracy; ``eval="simulate"`` presents every image to the network."""
+        if self.params["eval"] == "steady_state":
+            return super().evaluate(images_uint8, labels, chunk)
+        total, correct = 0.0, 0
+        for start in range(0, len(labels), chunk):
+            lab = labels[start:start + chunk]
+            a = self.present(kernels.normalise(images_uint8[start:start + chunk]))["a"]
+            h = a if self.activations[-1].name == "linear" else self.activations[-1].forward(a, np.empty_like(a))
+            value, _ = kernels.loss_and_error(a, h, kernels.one_hot(lab), self.config.loss, self.activations[-1])
+            total += value * len(lab)
+            correct += int(np.count_nonzero(np.argmax(a if self.config.loss == "cross_entropy" else h, 1) == lab))
+        return total / len(labels), correct / len(labels)
+
+    def close(self):
+        """Stop the simulation thread (also done when the model is garbage collected)."""
+        self.runner.close()
+
+
+def compile(network, rule, config, rng):  # noqa: A001 - backend API name
+    """Build a :class:`Brian2Model` for ``network`` trained by ``rule``.
+
+    Draws W, then the rule's feedback state, from ``rng`` exactly as the
+    numpy backend does, so both backends start identical for a seed.
+    ``config.backend_params`` are checked by :func:`options`.
+    """
+    params = options(config.backend_params, network, rule)
+    return Brian2Model(network, rule, config, rng, params)

@@ -1,0 +1,230 @@
+"""The Brian2 backend against the numpy reference.
+
+Tolerances (max-norm relative errors, float32 numpy vs float64 Brian2):
+
+- steady state of the dynamics vs the numpy forward pass and deltas: < 1e-4
+  (measured ~3e-6 forward, ~3e-5 deltas with the default settling time);
+- online training (one update per presentation) vs numpy with
+  ``batch_size=1``: the weight *changes* after 200 MNIST examples agree to
+  < 1e-4 (measured ~1e-5) at a per-example learning rate of 0.01. At much
+  larger per-example rates (0.05) online SGD on MNIST is chaotic: any two
+  runs that differ in rounding separate exponentially after ~100 examples.
+"""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("brian2")
+
+from cortex_fa import backends, kernels, rules  # noqa: E402
+from cortex_fa.config import RunConfig  # noqa: E402
+from cortex_fa.errors import ConfigError  # noqa: E402
+from cortex_fa.network import Network  # noqa: E402
+
+# Brian2 2.9 still calls pyparsing's camelCase API: hundreds of deprecation warnings per test.
+pytestmark = [pytest.mark.brian2, pytest.mark.filterwarnings("ignore::pyparsing.PyparsingDeprecationWarning")]
+TOL = 1e-4
+
+
+def compile_pair(rule, hidden, seed=0, backend_params=None, **cfg):
+    """The same seeded network compiled by both backends."""
+    models = []
+    for name in ("numpy", "brian2"):
+        config = RunConfig(rule=rule, hidden=hidden, backend=name, seed=seed,
+                           backend_params=(backend_params or {}) if name == "brian2" else {}, **cfg)
+        network = Network.from_config(config)
+        rule_obj = rules.make(rule, config.rule_params)
+        models.append(backends.get(name).compile(network, rule_obj, config, np.random.default_rng(seed)))
+    return models
+
+
+def rel(a, b):
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+@pytest.fixture
+def closing():
+    """Collect Brian2 models and stop their simulation threads after the test."""
+    made = []
+    yield made
+    for m in made:
+        m.close()
+
+
+def test_steady_state_equals_numpy_forward_and_deltas(tiny_data, closing):
+    ref, model = compile_pair("fa", (32, 16))
+    closing.append(model)
+    for W in model.weights:
+        W *= 2.0  # stronger weights: the tanh columns work off their linear range
+    model.sync_synapses()
+    x = kernels.normalise(tiny_data.train_images[:6])
+    y = kernels.one_hot(tiny_data.train_labels[:6])
+    got = model.present(x, y)
+    pre, post = kernels.forward(x, model.weights, model.biases, model.activations)
+    _, e = kernels.loss_and_error(pre[-1], post[-1], y, "cross_entropy", model.activations[-1])
+    # Per example, numpy's batch error (p - y)/N is N times smaller.
+    want = kernels.rule_deltas(model.rule, model.weights, model.state, e * len(x), y, pre, post, model.activations)
+    assert rel(got["a"], pre[-1]) < TOL
+    for d_got, d_want in zip(got["deltas"], want):
+        assert rel(d_got, d_want) < TOL
+    # Weights and W.flatten() order: the synapse groups hold exactly W.
+    syn = model.built.ff[0]
+    W = np.zeros_like(model.weights[0], dtype=np.float64)
+    W[syn.i[:], syn.j[:]] = syn.w[:]
+    np.testing.assert_array_equal(W, model.weights[0])
+
+
+def test_traces_start_at_rest_and_settle(tiny_data, closing):
+    _, model = compile_pair("fa", (8,), backend_params={"tau_ms": 5, "dt_ms": 1})
+    closing.append(model)
+    out = model.present(kernels.normalise(tiny_data.train_images[:1]), trace=True)
+    hidden, readout = out["traces"][0]
+    assert hidden.shape == (model.params["settle_steps"] + 1, 8) and readout.shape[1] == 10
+    assert np.all(hidden[0] == 0) and np.allclose(readout[-1], out["a"][0])
+    assert np.abs(hidden[5] - hidden[-1]).max() > 10 * np.abs(hidden[-2] - hidden[-1]).max()
+
+
+@pytest.mark.mnist
+@pytest.mark.parametrize("rule", ["fa", "usf", "dfa"])
+def test_online_training_equals_numpy_batch_size_1(rule, mnist, closing):
+    ref, model = compile_pair(rule, (64,), batch_size=1, lr=0.01)
+    closing.append(model)
+    start = [W.copy() for W in ref.weights]
+    x = kernels.normalise(mnist.train_images[:200])
+    labels = mnist.train_labels[:200]
+    y = kernels.one_hot(labels)
+    for k in range(200):
+        a = ref.train_batch(x[k:k + 1], y[k:k + 1], labels[k:k + 1], 0.01)
+        b = model.train_batch(x[k:k + 1], y[k:k + 1], labels[k:k + 1], 0.01)
+        assert b[1] == a[1] and b[0] == pytest.approx(a[0], rel=1e-3, abs=1e-5)
+    for W_ref, W, W0 in zip(ref.weights, model.weights, start):
+        assert rel(W - W0, W_ref - W0) < TOL
+    for b_ref, b in zip(ref.biases, model.biases):
+        assert np.abs(b - b_ref).max() < TOL * np.abs(b_ref).max()
+
+
+@pytest.mark.parametrize("rule", ["bp", "fa", "usf", "frsf", "brsf", "dfa", "kp", "drtp", "shallow"])
+def test_every_rule_trains_like_numpy(rule, tiny_data, closing):
+    """A batch of 3 presented online = 3 numpy steps of batch size 1 at lr / 3."""
+    params = {"decay": 0.01} if rule == "kp" else {}
+    ref, model = compile_pair(rule, (12, 8), rule_params=params, weight_decay=1e-3, momentum=0.5)
+    closing.append(model)
+    start = [W.copy() for W in ref.weights]
+    x = kernels.normalise(tiny_data.train_images[:6])
+    labels = tiny_data.train_labels[:6]
+    y = kernels.one_hot(labels)
+    total = 0.0
+    for k in range(0, 6, 3):
+        loss, _ = model.train_batch(x[k:k + 3], y[k:k + 3], labels[k:k + 3], 0.03)
+        total += loss
+        for j in range(k, k + 3):
+            ref.train_batch(x[j:j + 1], y[j:j + 1], labels[j:j + 1], 0.01)
+    assert np.isfinite(total)
+    for W, W_ref, W0 in zip(model.weights, ref.weights, start):  # (weight decay moves every layer)
+        assert rel(W - W0, W_ref - W0) < TOL
+    if rule in ("kp", "brsf"):  # plastic or redrawn feedback reached the synapses
+        for l, syn in model.built.fb.items():
+            np.testing.assert_allclose(syn.w[:], rule_feedback(model, l).ravel(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("activation,loss,output", [("relu", "mse", "sigmoid"), ("sigmoid", "cross_entropy", "linear"),
+                                                    ("linear", "mse", "tanh")])
+def test_activations_and_losses_train_like_numpy(activation, loss, output, tiny_data, closing):
+    ref, model = compile_pair("fa", (12, 8), activation=activation, loss=loss, output_activation=output)
+    closing.append(model)
+    start = [W.copy() for W in ref.weights]
+    x = kernels.normalise(tiny_data.train_images[:4])
+    labels = tiny_data.train_labels[:4]
+    y = kernels.one_hot(labels)
+    model.train_batch(x, y, labels, 0.02)
+    for j in range(4):
+        ref.train_batch(x[j:j + 1], y[j:j + 1], labels[j:j + 1], 0.005)
+    for W, W_ref, W0 in zip(model.weights, ref.weights, start):
+        assert rel(W - W0, W_ref - W0) < TOL
+
+
+def rule_feedback(model, layer):
+    return model.rule.feedback(model.weights, model.state, layer)
+
+
+def test_evaluate_simulated_equals_steady_state(tiny_data, closing):
+    _, model = compile_pair("fa", (16,), backend_params={"eval": "simulate", "tau_apical_ms": 5})
+    closing.append(model)
+    images, labels = tiny_data.test_images[:20], tiny_data.test_labels[:20]
+    loss, acc = model.evaluate(images, labels)
+    ref_loss, ref_acc = type(model).__mro__[1].evaluate(model, images, labels)
+    assert loss == pytest.approx(ref_loss, rel=TOL) and acc == ref_acc
+    assert model.attrs["evaluation"] == "simulate" and model.attrs["settle_time_ms"] == 170.0
+
+
+def test_bad_backend_params_are_config_errors():
+    with pytest.raises(ConfigError, match="did you mean 'tau_ms'"):
+        compile_pair("fa", (4,), backend_params={"tua_ms": 3})
+    with pytest.raises(ConfigError, match="target"):
+        compile_pair("fa", (4,), backend_params={"target": "cpp_standalone"})
+    with pytest.raises(ConfigError, match="dt_ms"):
+        compile_pair("fa", (4,), backend_params={"dt_ms": 0})
+
+
+def test_model_thread_ends_when_model_is_dropped(tiny_data):
+    before = threading.active_count()
+    _, model = compile_pair("fa", (4,))
+    model.present(kernels.normalise(tiny_data.train_images[:1]))
+    assert threading.active_count() == before + 1
+    del model
+    gc.collect()
+    for _ in range(50):
+        if threading.active_count() == before:
+            break
+        time.sleep(0.1)
+    assert threading.active_count() == before
+
+
+@pytest.mark.slow
+def test_cython_target_matches_numpy_target(tiny_data, closing):
+    from brian2.codegen.runtime.cython_rt import CythonCodeObject
+
+    if not CythonCodeObject.is_available():
+        pytest.skip("no working C compiler for Cython")
+    _, a = compile_pair("fa", (16,))
+    _, b = compile_pair("fa", (16,), backend_params={"target": "cython"})
+    closing.extend([a, b])
+    x = kernels.normalise(tiny_data.train_images[:3])
+    np.testing.assert_allclose(b.present(x)["a"], a.present(x)["a"], rtol=1e-6, atol=1e-7)
+    assert b.attrs["codegen_target"] == "cython"
+
+
+@pytest.mark.mnist
+def test_cli_run_with_brian2_backend(tmp_path):
+    import cortex_fa as cfa
+    from cortex_fa.cli import main
+
+    out = tmp_path / "b2.nc"
+    status = main(["run", "--backend", "brian2", "--rule", "dfa", "--hidden", "16", "--train-subset", "30",
+                   "--batch-size", "10", "--probe-size", "50", "--lr", "0.1",
+                   "--backend-params", '{"tau_ms": 5}', "--out", str(out), "--quiet"])
+    assert status == 0
+    ds = cfa.open_results(out)
+    assert ds.attrs["backend"] == "brian2" and ds.attrs["codegen_target"] == "numpy"
+    assert ds.attrs["tau_ms"] == 5.0 and ds.attrs["settle_time_ms"] == 75.0
+    assert np.isfinite(ds.test_accuracy.isel(step=-1))
+
+
+@pytest.mark.mnist
+def test_missing_brian2_is_a_one_line_error(tmp_path):
+    code = ("import sys; sys.modules['brian2'] = None\n"
+            "from cortex_fa.cli import main\n"
+            f"sys.exit(main(['run', '--backend', 'brian2', '--train-subset', '10', '--quiet', "
+            f"'--out', {str(tmp_path / 'x.nc')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install" in lines[0] and "brian2" in lines[0]
