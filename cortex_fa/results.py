@@ -135,12 +135,19 @@ def save_results(ds: xr.Dataset, path, *, compress: bool = True) -> Path:
     os.close(fd)
     try:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _open_one(path: Path) -> xr.Dataset:

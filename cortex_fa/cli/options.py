@@ -14,6 +14,9 @@ import json
 from cortex_fa.config import RunConfig, load_toml, parse_sizes
 from cortex_fa.errors import ConfigError
 
+# Tables of a config file that are not run options.
+NON_RUN_TABLES = ("sweep", "grid", "quick", "published", "meta", "preset")
+
 HELP = {
     "rule": "learning rule: bp, fa, usf, frsf, brsf, dfa, kp, drtp, shallow",
     "hidden": "hidden column sizes, e.g. 500 or 240,240,240 or 240x3",
@@ -105,7 +108,10 @@ def run_options(args, *, skip=()) -> dict:
     values: dict = {}
     if getattr(args, "config", None):
         table = load_toml(args.config)
-        values.update(table.get("run", table) if isinstance(table.get("run"), dict) else table)
+        if isinstance(table.get("run"), dict):
+            values.update(table["run"])
+        else:  # top-level keys, minus the tables other commands read (sweep, grid, ...)
+            values.update({k: v for k, v in table.items() if k not in NON_RUN_TABLES})
     for field in dataclasses.fields(RunConfig):
         if field.name in skip:
             continue

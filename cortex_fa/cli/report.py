@@ -1,0 +1,184 @@
+"""``cortex-fa report``: depth-study tables on the terminal, as Markdown and as CSV.
+
+Example::
+
+    cortex-fa report study.nc      # prints tables; writes study.report.md and study.<table>.csv
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Table:
+    """One report table: ``text`` (formatted cells) for people, ``data`` (numbers) for CSV."""
+
+    name: str
+    title: str
+    text: object  # pandas.DataFrame of str
+    data: object  # pandas.DataFrame of numbers
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report", help="tables of a study: errors, breaking depth, convergence, alignment",
+        description="Print a study's tables (rule x depth) and write them next to the file as "
+                    "<stem>.report.md and <stem>.<table>.csv.",
+    )
+    p.add_argument("path", help="study file, run file, run directory or quoted glob of run files")
+    p.add_argument("--margin", type=float, default=0.5, help="breaking depth: percentage points behind the reference (0.5)")
+    p.add_argument("--reference", default="bp", help="breaking depth: reference rule (bp)")
+    p.add_argument("--metric", choices=("final", "best"), default="final", help="test error used for the breaking depth")
+    p.add_argument("--no-write", action="store_true", help="print only; write no files")
+    p.set_defaults(func=main)
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None or not np.isfinite(value) else format(value, spec)
+
+
+def _wide(da, col: str, spec: str, name: str, title: str, *, over: str | None = None) -> Table:
+    """Rows: every dim but ``col`` (rule first); columns: ``col``.
+
+    With ``over`` (a dim of ``da``, e.g. ``seed``) cells show the mean over it
+    and, where some values are NaN, how many were finite: ``3.00 (2/3)``.
+    """
+    count, total = (da.count(over), da.sizes[over]) if over else (None, None)
+    da = da.mean(over) if over else da
+    rows = [d for d in da.dims if d != col]
+    frame = da.transpose(*rows, col).to_dataframe(name=name)[name].unstack(col)
+    text = frame.map(lambda v: _fmt(v, spec))
+    if over:
+        counts = count.transpose(*rows, col).to_dataframe(name="n")["n"].unstack(col)
+        text = text.where((counts >= total) | (counts == 0), text + counts.map(lambda k: f" ({k}/{total})"))
+    frame.columns = text.columns = [f"{col} {c}" for c in frame.columns]
+    return Table(name, title, text, frame)
+
+
+def _interval(summary, kind: str, col: str, name: str, title: str) -> Table:
+    mean, lo, hi = (summary[f"{kind}_{k}"] for k in ("mean", "lo", "hi"))
+    rows = [d for d in mean.dims if d != col]
+    cells = {}
+    for key in ("mean", "lo", "hi"):
+        cells[key] = summary[f"{kind}_{key}"].transpose(*rows, col).to_dataframe(name="v")["v"].unstack(col)
+    text = cells["mean"].copy().astype(object)
+    for r in text.index:
+        for c in text.columns:
+            m, a, b = (cells[k].loc[r, c] for k in ("mean", "lo", "hi"))
+            text.loc[r, c] = _fmt(m, ".2f") + ("" if not np.isfinite(a) else f" [{a:.2f}, {b:.2f}]")
+    text.columns = [f"{col} {c}" for c in text.columns]
+    data = summary[[f"{kind}_mean", f"{kind}_lo", f"{kind}_hi", "n"]].to_dataframe()
+    return Table(name, title, text, data)
+
+
+def summary_table(study) -> str:
+    """Final test error (percent, mean [95 % interval] over seeds), rule x depth."""
+    from cortex_fa import analysis
+
+    table = _interval(analysis.error_summary(study), "final", "depth", "final_error",
+                      "final test error %, mean [95% t-interval] over seeds")
+    return render_text(table)
+
+
+def build_tables(study, *, margin=0.5, reference="bp", metric="final") -> list[Table]:
+    """Every table of the report, in order."""
+    from cortex_fa import analysis
+
+    s = analysis.error_summary(study)
+    tables = [
+        _interval(s, "final", "depth", "final_error", "Final test error (%), mean [95% t-interval] over seeds"),
+        _interval(s, "best", "depth", "best_error", "Best test error (%) during training, mean [95% t-interval]"),
+    ]
+    if reference in study["rule"].values:
+        bd = analysis.breaking_depth(study, margin=margin, reference=reference, metric=metric)
+        tables.append(Table("breaking_depth", f"Breaking depth: smallest depth where the {metric} test error exceeds "
+                            f"{reference}'s by > {margin} pp and the paired 95% interval excludes 0 ('-': never)",
+                            bd.to_dataframe()[["breaking_depth"]].map(lambda v: _fmt(v, ".0f")),
+                            bd.to_dataframe()[["breaking_depth"]]))
+    conv = analysis.convergence(study)
+    for th in conv.threshold.values:
+        tables.append(_wide(conv.epochs_to.sel(threshold=th), "depth", ".2f", f"epochs_to_{th:g}",
+                            f"Epochs to {100 * th:g}% test accuracy (mean over the seeds that reached it, "
+                            "(k/n) if not all did; '-': none did)", over="seed"))
+        tables.append(_wide(conv.seconds_to.sel(threshold=th), "depth", ".1f", f"seconds_to_{th:g}",
+                            f"Training seconds to {100 * th:g}% test accuracy", over="seed"))
+    tables.append(_wide(conv.seconds_per_epoch.mean("seed"), "depth", ".2f", "seconds_per_epoch",
+                        "Training seconds per epoch (metrics and test evaluation excluded)"))
+    for var in ("delta_alignment", "weight_alignment"):
+        al = analysis.alignment_summary(study, var)
+        tables.append(_wide(al.final.mean("seed"), "layer", ".1f", f"{var}_final", f"{var} at the end (degrees), per layer"))
+        for angle in al.angle.values:
+            tables.append(_wide(al.epochs_below.sel(angle=angle), "layer", ".2f", f"{var}_below_{angle:g}",
+                                f"Epoch at which {var} first falls below {angle:g} degrees", over="seed"))
+    tables.append(_wide(analysis.gradient_flow(study).mean("seed"), "layer", ".3g", "gradient_flow",
+                        "Gradient flow: delta_norm per layer / delta_norm of the readout, at the end"))
+    return tables
+
+
+def problem_runs(study) -> list[str]:
+    """One line per diverged or missing run."""
+    lines = []
+    status = study["status"]
+    for idx in zip(*np.nonzero(status.values != "ok")):
+        cell = {d: status[d].values[i] for d, i in zip(status.dims, idx)}
+        where = " ".join(f"{d}={v}" for d, v in cell.items())
+        state = str(status.values[idx])
+        extra = f" at step {int(study['diverged_at_step'].values[idx])}" if state == "diverged" else ""
+        lines.append(f"{where}: {state}{extra} {str(study['config_hash'].values[idx])}".rstrip())
+    return lines
+
+
+def render_text(table: Table) -> str:
+    frame = table.text.reset_index()
+    cols = [str(c) for c in frame.columns]
+    rows = [[str(v) for v in row] for row in frame.itertuples(index=False)]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([table.title, line(cols), *(line(r) for r in rows)])
+
+
+def render_markdown(table: Table) -> str:
+    frame = table.text.reset_index()
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([f"### {table.title}", "", head, rule, *body])
+
+
+def _stem(path: str) -> Path:
+    """Where report files go: ``study.nc`` -> ``study``; a dir -> itself; a glob -> ``<dir>/combined``."""
+    if any(ch in path for ch in "*?["):
+        return Path(path).parent / "combined"
+    p = Path(path)
+    return p.with_suffix("") if p.suffix == ".nc" and not p.is_dir() else p
+
+
+def main(args) -> int:
+    from cortex_fa.results import open_results
+    from cortex_fa.study import combine_runs
+
+    study = open_results(args.path)
+    if "rule" not in study.dims:  # a single run: a study of one
+        study = combine_runs([study])
+    tables = build_tables(study, margin=args.margin, reference=args.reference, metric=args.metric)
+    problems = problem_runs(study)
+    print("\n\n".join(render_text(t) for t in tables))
+    print("\nDiverged or missing runs:" + ("".join(f"\n  {p}" for p in problems) if problems else " none"))
+    if args.no_write:
+        return 0
+    stem = _stem(str(args.path))
+    md = [f"# Report: {Path(args.path).name}", "", f"Runs: {int((study.status != 'missing').sum())}; "
+          f"dims: {dict(study.sizes)}", ""]
+    md += [render_markdown(t) + "\n" for t in tables]
+    md += ["### Diverged or missing runs", ""] + ([f"- {p}" for p in problems] or ["none"])
+    report = Path(f"{stem}.report.md")
+    report.write_text("\n".join(md) + "\n")
+    for t in tables:
+        t.data.to_csv(f"{stem}.{t.name}.csv")
+    print(f"\nwrote {report} and {len(tables)} CSV tables ({stem}.<table>.csv)", file=sys.stderr)
+    return 0

@@ -1,0 +1,73 @@
+"""``cortex-fa reproduce``: run a reference preset and compare with the published numbers.
+
+Examples
+--------
+::
+
+    cortex-fa reproduce                         # list the presets
+    cortex-fa reproduce depth_study --quick     # minutes on 2 cores
+    cortex-fa reproduce lillicrap2016 --out lillicrap.nc --workers 2
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from cortex_fa.cli.sweep import add_dask_options, check_out, execute
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "reproduce", help="run a reference preset (models/*.toml) and compare with published numbers",
+        description="Run a preset as a sweep (resumable, on Dask) and print published vs measured test error. "
+                    "Without NAME, list the presets.",
+    )
+    p.add_argument("name", nargs="?", metavar="NAME", help="preset name, e.g. depth_study or lillicrap2016")
+    p.add_argument("--quick", action="store_true", help="the preset's [quick] variant (smaller, minutes)")
+    p.add_argument("--out", help="study file (default <NAME>.nc or <NAME>.quick.nc)")
+    p.add_argument("--run-dir", help="directory of the per-run files (default: <out stem>.runs)")
+    add_dask_options(p)
+    p.add_argument("--data-dir", help="MNIST directory as seen by the workers (default: their cache)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=main)
+
+
+def comparison_table(preset, study) -> str:
+    """Published vs measured, one line per rule with a published number."""
+    rows = preset.compare(study)
+    pub = preset.published
+    head = [f"{preset.title}",
+            f"published: {pub.get('source', '?')}",
+            f"{pub.get('metric', 'final')} test error (%) at depth {rows[0]['depth'] if rows else '?'}; "
+            "measured = mean [95% t-interval] over seeds; shortfall = measured - published (pp)",
+            f"{'rule':>8} {'published':>10} {'measured':>24} {'seeds':>5} {'shortfall':>10}"]
+    for r in rows:
+        have = r["n"] > 0 and r["mean"] == r["mean"]
+        interval = f" [{r['lo']:.2f}, {r['hi']:.2f}]" if have and r["lo"] == r["lo"] else ""
+        measured = f"{r['mean']:.2f}{interval}" if have else "not run"
+        short = f"{r['shortfall']:+.2f}" if have else "-"
+        head.append(f"{r['rule']:>8} {r['published']:>10.2f} {measured:>24} {r['n']:>5} {short:>10}")
+    if pub.get("notes"):
+        head.append(f"notes: {pub['notes']}")
+    return "\n".join(head)
+
+
+def main(args) -> int:
+    from cortex_fa import presets
+
+    if not args.name:
+        for name in presets.available():
+            print(f"{name:<18} {presets.load(name).title}")
+        return 0
+    preset = presets.load(args.name)
+    spec = preset.spec(quick=args.quick)
+    out = Path(args.out or f"{preset.name}{'.quick' if args.quick else ''}.nc")
+    check_out(out)
+    status = execute(spec, out, args)
+    from cortex_fa.results import open_results
+
+    print()
+    print(comparison_table(preset, open_results(out)))
+    print(f"\nmore tables: cortex-fa report {out}", file=sys.stderr)
+    return status

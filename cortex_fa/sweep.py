@@ -1,0 +1,310 @@
+"""Sweeps: a grid of runs executed on Dask, one run file each, resumable.
+
+A :class:`SweepSpec` is rules x depths x seeds x any swept run options at one
+hidden width. :func:`run_sweep` sends one task per run to a Dask cluster
+(a local one by default); each task trains and writes
+``<run dir>/<config hash>.nc`` atomically. Re-running the same sweep skips
+runs whose file is complete, so a killed sweep resumes where it stopped, and
+a run on a worker that died is simply computed again. The run dir holds a
+``sweep.json`` manifest so two different sweeps never share one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cortex_fa.config import RunConfig
+from cortex_fa.errors import ConfigError, CortexFAError, did_you_mean
+
+_PER_RUN = ("rule", "hidden", "seed")  # set by the sweep itself, never fixed or gridded
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What a sweep runs: ``rules x depths x seeds x grid`` at one width.
+
+    Parameters
+    ----------
+    rules, depths, seeds : tuple
+        Learning rules, numbers of hidden columns and seeds.
+    width : int
+        Units per hidden column (every column has the same width).
+    base : dict
+        Fixed run options shared by every run (``{"epochs": 5, ...}``).
+    grid : dict
+        Swept run options: name -> tuple of values (``{"lr": (0.01, 0.05)}``).
+    """
+
+    rules: tuple
+    depths: tuple
+    seeds: tuple
+    width: int = 500
+    base: dict = field(default_factory=dict)
+    grid: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("rules", "depths", "seeds"):
+            if not getattr(self, name):
+                raise ConfigError(f"the sweep needs at least one value in {name}")
+        for name in set(self.base) & set(_PER_RUN):
+            raise ConfigError(f"'{name}' is set per run by the sweep; use rules, depths + width and seeds instead")
+        for name, values in self.grid.items():
+            if name in _PER_RUN:
+                raise ConfigError(f"cannot --grid '{name}': use --{'depths/--width' if name == 'hidden' else name + 's'}")
+            if not values:
+                raise ConfigError(f"grid '{name}' has no values")
+        for name, values in (("rules", self.rules), ("depths", self.depths), ("seeds", self.seeds), *self.grid.items()):
+            if len({repr(v) for v in values}) < len(values):
+                raise ConfigError(f"{name} lists a value twice: {', '.join(map(str, values))}")
+        self.configs()  # validate every cell now, not on a worker
+
+    def configs(self) -> list[RunConfig]:
+        """Every run of the sweep, validated (ConfigError names the failing cell)."""
+        out, names = [], list(self.grid)
+        for rule, depth, seed, *values in itertools.product(self.rules, self.depths, self.seeds, *self.grid.values()):
+            cell = {**self.base, **dict(zip(names, values)), "rule": rule, "hidden": (self.width,) * depth, "seed": seed}
+            try:
+                out.append(RunConfig.from_dict(cell))
+            except ConfigError as exc:
+                where = " ".join(f"{k}={v}" for k, v in (("rule", rule), ("depth", depth), *zip(names, values)))
+                raise ConfigError(f"sweep cell {where}: {exc}") from None
+        return out
+
+    def coords(self) -> dict:
+        """Coordinate values for :func:`cortex_fa.study.combine_runs`, in the order given."""
+        grid = {k: list(v) for k, v in self.grid.items() if len(v) > 1}
+        return {"rule": list(self.rules), "depth": list(self.depths), "seed": list(self.seeds), **grid}
+
+    def to_dict(self) -> dict:
+        return {"rules": list(self.rules), "depths": list(self.depths), "seeds": list(self.seeds),
+                "width": self.width, "base": dict(self.base), "grid": {k: list(v) for k, v in self.grid.items()}}
+
+    @classmethod
+    def from_table(cls, table: dict, base: dict | None = None) -> "SweepSpec":
+        """Build from a ``[sweep]``-style mapping of typed values (a TOML table) plus fixed options.
+
+        Text from the command line is parsed first by :mod:`cortex_fa.cli.sweep`.
+        """
+        unknown = set(table) - {"rules", "depths", "seeds", "width", "grid"}
+        if unknown:
+            raise ConfigError(f"unknown sweep key(s) {', '.join(sorted(unknown))}; valid: rules, depths, seeds, width, grid")
+        if "rules" not in table:
+            raise ConfigError("the sweep needs rules, e.g. --rules bp,fa")
+        grid = {}
+        for name, values in (table.get("grid") or {}).items():
+            if name not in _FIELDS:
+                raise ConfigError(f"cannot sweep unknown run option '{name}'{did_you_mean(name, list(_FIELDS))}")
+            grid[name] = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+        return cls(rules=tuple(parse_list(table["rules"], "rules", str)),
+                   depths=tuple(parse_list(table.get("depths", [1]), "depths", int)),
+                   seeds=tuple(parse_list(table.get("seeds", [0]), "seeds", int)),
+                   width=int(parse_list(table.get("width", 500), "width", int)[0]),
+                   base=dict(base or {}), grid=grid)
+
+
+def parse_list(value, name: str, kind) -> list:
+    """``3``, ``[1, 2]`` or ``"1,2"`` -> list of ``kind``; ConfigError if empty or malformed."""
+    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
+    items = [v.strip() if isinstance(v, str) else v for v in items]
+    items = [v for v in items if v != ""]
+    if not items:
+        raise ConfigError(f"{name} is empty; give at least one value")
+    try:
+        if any(isinstance(v, bool) for v in items):
+            raise ValueError
+        out = [kind(v) for v in items]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a comma-separated list of {kind.__name__} values, got {value!r}") from None
+    if kind is int and any(v < 0 for v in out):
+        raise ConfigError(f"{name} must be non-negative integers, got {value!r}")
+    return out
+
+
+# -- execution on Dask ----------------------------------------------------------------
+
+# One BLAS thread per single-threaded worker process, set before numpy loads there.
+BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+CONNECT_TIMEOUT = 5.0
+_DATA = {}  # per worker process: data_dir -> MNIST, loaded once
+
+
+def run_task(config: dict, run_dir: str, data_dir=None) -> dict:
+    """Train one run on a worker and write ``<run_dir>/<hash>.nc``; return a summary.
+
+    Idempotent: if the file is already complete (a retried task whose first
+    attempt wrote it) nothing is trained again.
+    """
+    import dask
+
+    from cortex_fa import study
+    from cortex_fa.results import save_results
+    from cortex_fa.training import train
+
+    cfg = RunConfig.from_dict(config)
+    path = Path(run_dir) / f"{cfg.hash()}.nc"
+    summary = {"path": str(path), "rule": cfg.rule, "depth": cfg.depth, "seed": cfg.seed}
+    if study.run_file_ok(path, cfg.hash()):
+        return {**summary, "status": "exists"}
+    if data_dir not in _DATA:
+        from cortex_fa.data import load_mnist
+
+        _DATA[data_dir] = load_mnist(data_dir, progress=False)
+    try:  # belt and braces: the env vars cannot help if numpy was loaded before them
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = contextlib.nullcontext
+    # Inside a task xarray would take a cluster-wide lock (a round trip to the scheduler)
+    # for every file it writes; this run's file is ours alone, so a local lock will do.
+    with threadpool_limits(1), dask.config.set(scheduler="synchronous"):
+        ds = train(cfg, _DATA[data_dir], progress=False)
+        save_results(ds, path)
+    return {**summary, "status": ds.attrs["status"]}
+
+
+def _cost(cfg: RunConfig) -> float:
+    sizes = (784, *cfg.hidden, 10)
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * cfg.epochs * (cfg.train_subset or 60000)
+
+
+def connect(scheduler=None, workers=None, n_tasks=None):
+    """A Dask ``Client``: to ``scheduler`` if given, else to a new LocalCluster.
+
+    The local cluster has one single-threaded worker process per core (or
+    ``workers``), each with one BLAS thread, so cores are not oversubscribed.
+    """
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            with dask.config.set({"distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT}s"}):
+                client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0][:150]
+            raise CortexFAError(f"cannot connect to the Dask scheduler at {scheduler} within "
+                                f"{CONNECT_TIMEOUT:.0f} s ({first}); is 'dask scheduler' running there?") from None
+        try:
+            client.wait_for_workers(1, timeout=60)
+        except TimeoutError:
+            client.close()
+            raise CortexFAError(f"the Dask scheduler at {scheduler} has no workers (start some with 'dask worker {scheduler}')") from None
+        return client
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n = max(1, min(workers or cores, n_tasks or cores))
+    # The nanny copies these from os.environ into each worker before it starts (user values
+    # would win over Dask's config), so set them for the spawn and restore them after.
+    saved = {k: os.environ.get(k) for k in BLAS_ENV}
+    os.environ.update(BLAS_ENV)
+    try:
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=BLAS_ENV,
+                               dashboard_address=":0", silence_logs=logging.ERROR)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return Client(cluster, set_as_default=False)
+
+
+def run_sweep(spec: SweepSpec, out, *, run_dir=None, workers=None, scheduler=None, data_dir=None,
+              progress: bool = True, retries: int = 2, announce=None):
+    """Run (or resume) a sweep on Dask and write the combined study to ``out``.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    out : path-like
+        Study file to write (atomically) once every run is done.
+    run_dir : path-like, optional
+        Where run files go; default ``<out stem>.runs`` next to ``out``.
+    workers : int, optional
+        Local worker processes (default: one per core). Ignored with ``scheduler``.
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``).
+    data_dir : path-like, optional
+        MNIST directory as seen by the workers (default: their cache).
+    progress : bool
+        One progress bar over runs.
+    retries : int
+        Times Dask reruns a task that failed (for instance on a lost worker).
+    announce : callable, optional
+        Called as ``announce(n_runs, n_todo, run_dir)`` once the run dir is checked.
+
+    Returns
+    -------
+    (xarray.Dataset, list)
+        The study and a list of ``(config, error text)`` for runs that failed.
+    """
+    from cortex_fa import study
+    from cortex_fa.results import save_results
+
+    out = Path(out)
+    run_dir = Path(run_dir) if run_dir else study.default_run_dir(out)
+    configs = spec.configs()
+    manifest = {"spec": spec.to_dict(), "runs": sorted(c.hash() for c in configs)}
+    study.check_run_dir(run_dir, manifest)
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: directory {out.parent} does not exist")
+    todo = [c for c in configs if not study.run_file_ok(run_dir / f"{c.hash()}.nc", c.hash())]
+    failures = []
+    if announce is not None:
+        announce(len(configs), len(todo), run_dir)
+    if todo:
+        client = connect(scheduler, workers, len(todo))  # before writing anything
+        try:
+            study.write_manifest(run_dir, manifest)
+            study.clean_temporaries(run_dir)
+            failures = _execute(client, sorted(todo, key=_cost, reverse=True), run_dir, data_dir,
+                                len(configs), progress, retries)
+        finally:
+            _close(client)
+    else:
+        study.write_manifest(run_dir, manifest)
+    paths = [run_dir / f"{c.hash()}.nc" for c in configs]
+    runs = study.load_runs([p for p in paths if p.exists()])
+    if not runs:
+        raise CortexFAError(f"no run of the sweep finished; first error: {failures[0][1] if failures else '?'}")
+    ds = study.combine_runs(runs, sweep=spec.to_dict(), coords=spec.coords())
+    save_results(ds, out)
+    return ds, failures
+
+
+def _execute(client, todo, run_dir, data_dir, total, progress, retries):
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    # absolute paths: workers started elsewhere have another working directory
+    run_dir, data_dir = Path(run_dir).resolve(), None if data_dir is None else str(Path(data_dir).resolve())
+    futures = {client.submit(run_task, c.to_dict(), str(run_dir), data_dir,
+                             key=f"cortex_fa-run-{c.hash()}", pure=False, retries=retries): c for c in todo}
+    failures = []
+    with tqdm(total=total, initial=total - len(todo), unit="run", desc="sweep", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for future in as_completed(futures, loop=client.loop):
+            cfg = futures[future]
+            if future.status == "error":
+                exc = future.exception()
+                failures.append((cfg, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"))
+            elif future.status != "finished":
+                failures.append((cfg, f"task {future.status}"))
+            elif not Path(future.result()["path"]).exists():  # written on a worker we do not share files with
+                failures.append((cfg, f"a worker wrote {future.result()['path']} but it is not visible here; "
+                                      "the run dir must be on a file system shared by all workers"))
+            bar.set_postfix_str(f"{cfg.rule} depth {cfg.depth} seed {cfg.seed}", refresh=False)
+            bar.update(1)
+    return failures
+
+
+def _close(client) -> None:
+    cluster = client.cluster if getattr(client, "cluster", None) is not None else None
+    client.close()
+    if cluster is not None:
+        cluster.close()

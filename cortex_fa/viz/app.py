@@ -1,0 +1,266 @@
+"""Interactive Panel dashboard over one or several results files.
+
+:func:`create_app` is a factory: the server calls it once per browser session,
+so every session owns its widgets and views while the (read-only) Datasets are
+shared. Each view is a HoloViews pane whose object is rebuilt only when a
+widget it depends on changes; the epoch player moves a marker on the time
+curves (a DynamicMap, updated in place) and animates alignment across depth.
+"""
+
+from __future__ import annotations
+
+import html
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+
+from cortex_fa.viz import figures, style
+from cortex_fa.viz.data import (LAYER_VARS, STEP_VARS, as_study, extra_dims, layer_view,
+                                run_epoch, select, tidy)
+
+ANGLES = ("delta_alignment", "weight_alignment", "update_alignment")
+# Which widgets each view listens to ("time" is the epoch player).
+DEPENDS = {
+    "curves": ("metric", "rules", "depth", "layer", "seeds", "logx", "extra"),
+    "profile": ("metric", "rules", "layer", "seeds", "time", "extra"),
+    "heatmap": ("metric", "rules", "layer", "extra"),
+    "error": ("rules", "extra"),
+    "flow": ("rules", "depth", "seeds", "logx", "extra"),
+}
+
+
+def _widget(cls, label: str, **params):
+    """A widget titled ``label`` (Panel >= 1.5 calls it ``label``, older ones ``name``)."""
+    key = "label" if "label" in cls.param else "name"
+    return cls(**{key: label}, **params)
+
+
+def info_html(ds, label: str) -> str:
+    """Escaped HTML summary of a results file (its attrs are untrusted text)."""
+    esc = lambda v: html.escape(str(v), quote=True)  # noqa: E731
+    keys = ("title", "rule", "seed", "status", "n_runs", "swept", "backend", "cortex_fa_version",
+            "created", "data_sha256")
+    rows = [(k, ds.attrs[k]) for k in keys if k in ds.attrs]
+    if "status" in ds.data_vars:  # a study: count runs per status
+        values, counts = np.unique(ds["status"].values.astype(str), return_counts=True)
+        rows.append(("runs", ", ".join(f"{c} {v}" for v, c in zip(values, counts))))
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    dims = ", ".join(f"{esc(d)}={n}" for d, n in ds.sizes.items())
+    details = "".join(f"<details><summary>{k}</summary><pre>{esc(ds.attrs[k])}</pre></details>"
+                      for k in ("config", "sweep") if ds.attrs.get(k))
+    return f"<h3>{esc(label)}</h3><table>{rows}</table><p>dims: {dims}</p>{details}"
+
+
+class Dashboard(pn.viewable.Viewer):
+    """Widgets and linked views for one results Dataset (see :func:`create_app`)."""
+
+    def __init__(self, ds, label: str = "results", **params):
+        super().__init__(**params)
+        style.ensure_backends()
+        self.info = info_html(ds, label)
+        # Keep only what the views draw: per-run strings (config, ...) slow every xarray op.
+        keep = [v for v in (*STEP_VARS, *LAYER_VARS, "status", "epoch") if v in ds.data_vars]
+        self.study = as_study(ds[keep])
+        self.ds = select(self.study)
+        metrics = [v for v in (*STEP_VARS, *LAYER_VARS) if v in self.ds]
+        rules = [str(r) for r in self.ds["rule"].values]
+        depths = self.depths = [int(d) for d in self.ds["depth"].values]
+        layers = {"last hidden": "last", "mean over hidden": "mean"}
+        layers.update({f"layer {int(v)}": int(v) for v in self.ds["layer"].values})
+        default = "test_accuracy" if "test_accuracy" in metrics else metrics[0]
+        self.w = {
+            "metric": _widget(pn.widgets.Select, "Metric", options=metrics, value=default),
+            # Buttons, not MultiChoice: its Choices.js renders option labels as HTML.
+            "rules": _widget(pn.widgets.CheckButtonGroup, "Rules", options=rules, value=rules),
+            "depth": _widget(pn.widgets.Select, "Depth (hidden columns)", options=depths,
+                             value=depths[-1]),
+            "layer": _widget(pn.widgets.Select, "Layer", options=layers, value="last"),
+            "seeds": _widget(pn.widgets.RadioButtonGroup, "Seeds", value="mean",
+                             options={"mean ± 95% CI": "mean", "per seed": "each"}),
+            "logx": _widget(pn.widgets.Checkbox, "log time axis (updates + 1)", value=True),
+        }
+        self.extra = {d: _widget(pn.widgets.Select, str(d), options=list(self.study[d].values))
+                      for d in extra_dims(self.study)}
+        buttons = {"visible_buttons": ["first", "previous", "pause", "play", "next", "last"]}
+        self.player = _widget(pn.widgets.DiscretePlayer, "Epoch", options=[0], value=0,
+                              interval=800, loop_policy="once", show_loop_controls=False,
+                              width=300, **(buttons if "visible_buttons" in
+                                            pn.widgets.DiscretePlayer.param else {}))
+        self._quiet = False  # True while the player is re-optioned programmatically
+        self._sync_time(reset=True)
+        self.time = hv.streams.Stream.define("Time", x=0.0)()
+        self.marker = hv.DynamicMap(self._marker, streams=[self.time])
+        self.figures = {}  # view name -> the HoloViews object on show
+        self.panes = {name: pn.pane.HoloViews(backend="bokeh", linked_axes=False)
+                      for name in ("curves", "profile", "error")}
+        # Multi-panel figures are shown as one pane per panel: Bokeh GridPlots
+        # nested in Panel rows lay out unreliably in the browser.
+        self.panes["heatmap"] = pn.Column()
+        self.panes["flow"] = pn.FlexBox()
+        for key, widget in self.w.items():
+            widget.param.watch(lambda e, key=key: self.refresh(key), "value")
+        for widget in self.extra.values():
+            widget.param.watch(lambda e: self.refresh("extra"), "value")
+        self.player.param.watch(lambda e: self._quiet or self.refresh("time"), "value")
+        self.refresh(None)
+
+    # -- state ------------------------------------------------------------
+    def angle_var(self) -> str:
+        """The alignment variable shown: the metric if it is an angle, else delta."""
+        m = self.w["metric"].value
+        return m if m in ANGLES else next((a for a in ANGLES if a in self.ds), "delta_alignment")
+
+    def _sync_time(self, reset: bool = False) -> None:
+        """Logged steps of the selected runs and their (mean) epochs -> player options.
+
+        The player keeps its step if the new runs logged it (else, or with
+        ``reset``, it goes to the last step).
+        """
+        ep = run_epoch(self.ds)
+        ep = ep.mean([d for d in ep.dims if d != "step"], skipna=True)
+        ok = np.isfinite(ep.values)
+        self.steps = [int(s) for s in ep["step"].values[ok]]
+        self.epoch_of = dict(zip(self.steps, ep.values[ok]))
+        keep = self.steps[-1] if reset or self.player.value not in self.steps else self.player.value
+        self._quiet = True
+        try:
+            self.player.param.update(options={f"{e:.3g}": s for s, e in self.epoch_of.items()},
+                                     value=keep)
+        finally:
+            self._quiet = False
+
+    def layer_text(self) -> str:
+        """Label of the selected layer option (e.g. "last hidden")."""
+        w = self.w["layer"]
+        return next(k for k, v in w.options.items() if v == w.value)
+
+    def x_of(self, step: int) -> float:
+        """Position of ``step`` on the current time axis."""
+        return step + 1.0 if self.w["logx"].value else float(self.epoch_of[step])
+
+    def refresh(self, changed) -> None:
+        """Rebuild the views depending on widget ``changed`` (all if None)."""
+        if changed == "extra":
+            self.ds = select(self.study, **{d: w.value for d, w in self.extra.items()})
+            self._sync_time()
+        if changed in ("time", "logx", "extra", None):
+            self.time.event(x=self.x_of(self.player.value))
+        for name, deps in DEPENDS.items():
+            if changed is None or changed in deps:
+                fig = self.figures[name] = getattr(self, f"_{name}")()
+                pane = self.panes[name]
+                if isinstance(pane, pn.pane.HoloViews):
+                    pane.object = fig
+                else:
+                    pane.objects = [pn.pane.HoloViews(p, backend="bokeh", linked_axes=False)
+                                    for p in (fig if isinstance(fig, hv.Layout) else [fig])]
+
+    # -- views ------------------------------------------------------------
+    def _marker(self, x):
+        return hv.VLine(x).opts(color="#444", line_dash="dotted", line_width=1.5,
+                                backend="bokeh")
+
+    def _curves(self):
+        w = self.w
+        fig = figures.learning_curves(self.ds, w["metric"].value, rules=w["rules"].value,
+                                      depths=[w["depth"].value], seeds=w["seeds"].value,
+                                      layer=w["layer"].value, logx=w["logx"].value, facet=False)
+        if not fig:
+            return hv.Curve([]).opts(title="no data for this selection", backend="bokeh")
+        metric, logx = w["metric"].value, w["logx"].value
+        layer = f", {self.layer_text()}" if metric in LAYER_VARS else ""
+        title = f"{metric} (depth {w['depth'].value}{layer})"
+        # Overlaying the DynamicMap marker drops the overlay's options: set them again.
+        xlabel = style.label("updates" if logx else "epoch")
+        return style.panel(fig.last * self.marker, title, xlabel, style.label(metric), logx=logx,
+                           legend="outside", width=480, height=320)
+
+    def _profile(self):
+        """Alignment of the chosen layer across network depth at the player's epoch."""
+        var, w = self.angle_var(), self.w
+        step = self.player.value
+        ds = self.ds.sel(step=[step])
+        ds = ds.assign({var: layer_view(ds[var], w["layer"].value)})
+        df = tidy(ds, var, w["seeds"].value)
+        rules = figures.rules_in(self.ds, None)
+        items = []
+        for rule in figures.rules_in(self.ds, w["rules"].value):
+            g = df[df["rule"] == rule]
+            if g.empty:
+                continue
+            color = style.rule_color(rule, rules)
+            items += figures.lines([(g, color, rule, False)], "depth", var, w["seeds"].value)
+            items.append(style.markers(hv.Scatter(g, "depth", [var], label=rule), color, 6))
+        title = (f"{var} across depth, {self.layer_text()}, "
+                 f"epoch {self.epoch_of[step]:.3g} (step {step})")
+        overlay = hv.Overlay(items) if items else hv.Overlay([hv.Curve([])])
+        return style.panel(overlay, title, "depth (hidden columns)", style.label(var),
+                           legend="outside", width=480, height=320).opts(
+                               ylim=(0, 95), xticks=self.depths, backend="bokeh")
+
+    def _heatmap(self):
+        w = self.w
+        return figures.alignment_heatmap(self.ds, self.angle_var(), w["layer"].value,
+                                         rules=w["rules"].value)
+
+    def _error(self):
+        if self.ds.sizes["depth"] < 2:
+            return hv.Div("<p><i>Test error vs depth needs a study with several depths.</i></p>"
+                          ).opts(width=420, height=60)
+        return figures.test_error_vs_depth(self.ds, rules=self.w["rules"].value)
+
+    def _flow(self):
+        w = self.w
+        return figures.gradient_flow(self.ds, depth=w["depth"].value, rules=w["rules"].value,
+                                     logx=w["logx"].value, seeds=w["seeds"].value)
+
+    # -- layout -----------------------------------------------------------
+    def __panel__(self):
+        # Controls on top rather than in a side column: flex boxes of Bokeh
+        # figures nested in a Row next to a sidebar collapse in the browser.
+        player = pn.Column("**Epoch** (animates alignment across depth)", self.player,
+                           width=330)
+        info = pn.pane.HTML(self.info, width=330, max_height=260,
+                            styles={"overflow": "auto", "font-size": "12px"})
+        controls = pn.FlexBox(*self.w.values(), *self.extra.values(), player, info)
+        return pn.Column(
+            controls,
+            pn.Row(self.panes["curves"], self.panes["profile"]),
+            pn.Row(self.panes["error"], self.panes["heatmap"]),
+            self.panes["flow"],
+        )
+
+
+def _labelled(datasets):
+    """Normalise the factory input to a list of (label, Dataset)."""
+    if hasattr(datasets, "data_vars"):
+        return [(str(datasets.attrs.get("title", "results")), datasets)]
+    if isinstance(datasets, dict):
+        return [(str(k), v) for k, v in datasets.items()]
+    out = []
+    for i, item in enumerate(datasets):
+        label, ds = item if isinstance(item, tuple) else (f"file {i + 1}", item)
+        out.append((str(label), ds))
+    return out
+
+
+def create_app(datasets):
+    """Build a fresh dashboard (call once per session).
+
+    Parameters
+    ----------
+    datasets : xarray.Dataset, list or dict
+        One Dataset, a list of Datasets or ``(label, Dataset)`` pairs, or a
+        ``{label: Dataset}`` dict. Runs and studies both work.
+
+    Returns
+    -------
+    panel.layout.Column or panel.layout.Tabs
+        The dashboard, or one tab per file when there are several; its
+        ``dashboards`` attribute lists the :class:`Dashboard` objects.
+    """
+    items = [(label, Dashboard(ds, label)) for label, ds in _labelled(datasets)]
+    layout = pn.Column(items[0][1]) if len(items) == 1 else pn.Tabs(*items, dynamic=True)
+    layout.dashboards = [dash for _, dash in items]  # handles for scripts and tests
+    return layout

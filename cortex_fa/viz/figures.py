@@ -1,0 +1,266 @@
+"""The five standard figures of a depth study, as HoloViews objects.
+
+Each function takes a results Dataset (a study, or a single run, which is
+treated as a study of one rule, depth and seed) and returns a HoloViews object
+styled for both Bokeh (interactive HTML, the app; hover shows exact values)
+and Matplotlib (PNG). Seeds are averaged with a 95 % Student-t band unless
+``seeds="each"``. Swept dims beyond rule/depth/seed are fixed by ``sel``
+(default: their first value).
+
+Run ``python -m cortex_fa.viz.figures STUDY.nc OUTDIR`` (same as
+``cortex-fa plot STUDY.nc --out OUTDIR``) to write all of them.
+"""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+
+from cortex_fa.viz import style
+from cortex_fa.viz.data import (LAYER_VARS, as_study, breaking_depth, epoch_is_shared,
+                                final_test_error, layer_view, seed_stats, select, tidy)
+
+FIGURES = ("test_error_vs_depth", "learning_curves", "alignment_curves",
+           "alignment_heatmap", "gradient_flow")
+
+
+def prepare(ds, sel=None):
+    """Study layout with extra swept dims fixed; loads the plotting backends."""
+    style.ensure_backends()
+    return select(as_study(ds), **(sel or {}))
+
+
+def rules_in(ds, rules):
+    """Rules of ``ds`` in file order, filtered to ``rules`` (None = all)."""
+    have = [str(r) for r in ds["rule"].values]
+    return have if rules is None else [r for r in have if r in set(map(str, rules))]
+
+
+def lines(groups, x, var, seeds="mean", logy=False):
+    """Mean curves with seed bands, or thin per-seed curves, as a list of elements.
+
+    ``groups`` holds ``(table, colour, label, dashed)`` per line. All bands go
+    into one ``Polygons`` element: far fewer elements than one ``Area`` per
+    line, which keeps rendering fast. On a log y axis a band's lower edge is
+    clipped at a tenth of the mean (with few seeds the t-interval reaches
+    below zero).
+    """
+    items, bands = [], []
+    for df, color, label, dash in groups:
+        hover = [c for c in (var, "lo", "hi", "n", "epoch", "step") if c in df and c != x]
+        if seeds != "mean":
+            items += [style.line(hv.Curve(g, x, hover + ["seed"], label=label), color, 1.2, 0.75,
+                                 dash) for _, g in df.groupby("seed")]
+            continue
+        if (df["n"] > 1).any():
+            lo = np.maximum(df["lo"], df[var] / 10) if logy else df["lo"]
+            ok = np.isfinite(lo) & np.isfinite(df["hi"])
+            xs = df[x].to_numpy()[ok]
+            bands.append({x: np.r_[xs, xs[::-1]], var: np.r_[df["hi"][ok], lo[ok][::-1]],
+                          "color": color})
+        items.append(style.line(hv.Curve(df, x, hover, label=label), color, dash=dash))
+    if bands:
+        items.insert(0, style.band(hv.Polygons(bands, [x, var], vdims="color")))
+    return items
+
+
+def time_axis(df, logx):
+    """Use ``step + 1`` on a log axis (shows step 0 and the early log-spaced steps)."""
+    if logx:
+        df = df.assign(updates=df["step"] + 1)
+        return df, "updates"
+    return df, "epoch"
+
+
+def test_error_vs_depth(ds, rules=None, margin=0.5, reference="bp", sel=None):
+    """Final test error (%) against depth, one line per rule, breaking depths marked.
+
+    The band is the 95 % interval over seeds; faint dots are single seeds and a
+    large cross marks each rule's breaking depth, from
+    :func:`cortex_fa.analysis.breaking_depth` (the first depth more than
+    ``margin`` percentage points behind ``reference``, with a paired seed
+    interval that excludes zero).
+    """
+    ds = prepare(ds, sel)
+    err = final_test_error(ds)
+    st = seed_stats(err)
+    table = st.rename(mean="test_error").to_dataframe().reset_index().dropna(subset=["test_error"])
+    seeds = err.to_dataframe().reset_index().dropna(subset=["test_error"])
+    bdepth = breaking_depth(ds, margin=margin, reference=reference)
+    items = []
+    for rule in rules_in(ds, rules):
+        color = style.rule_color(rule, rules_in(ds, None))
+        df = table[table["rule"] == rule]
+        if df.empty:
+            continue
+        items += lines([(df, color, rule, False)], "depth", "test_error")
+        dots = hv.Scatter(seeds[seeds["rule"] == rule], "depth", ["test_error", "seed"], label=rule)
+        items.append(style.markers(dots, color, size=5, alpha=0.4))
+        try:
+            bd = float(bdepth.sel(rule=rule))
+        except (KeyError, ValueError, TypeError):
+            bd = np.nan
+        if np.isfinite(bd):
+            at = df[df["depth"] == bd].assign(breaking_depth=bd)
+            cross = hv.Scatter(at, "depth", ["test_error", "breaking_depth"], label=rule)
+            items.append(style.markers(cross, color, size=14, marker="x"))
+    title = f"Final test error vs depth (× = breaking depth vs {reference}, margin {margin:g} pp)"
+    depths = [int(d) for d in ds["depth"].values]  # integer ticks only
+    fig = style.panel(hv.Overlay(items), title, "depth (hidden columns)", style.label("test_error"),
+                      legend="top_left", width=620, height=380)  # errors grow to the right
+    return fig.opts(xticks=depths, backend="bokeh").opts(xticks=depths, backend="matplotlib")
+
+
+test_error_vs_depth.__test__ = False  # not a pytest test, despite its name
+
+
+def learning_curves(ds, metric="test_accuracy", rules=None, depths=None, seeds="mean",
+                    layer="last", logx=False, facet=True, sel=None):
+    """``metric`` against epoch, one line per rule, one panel per depth.
+
+    Returns an ``NdLayout`` over depth if ``facet`` else a ``HoloMap`` (a depth
+    slider in HTML). Per-layer metrics are reduced with
+    :func:`~cortex_fa.viz.data.layer_view` (``layer``: int, "last" or "mean").
+    """
+    ds = prepare(ds, sel)
+    if metric in LAYER_VARS:
+        ds = ds.assign({metric: layer_view(ds[metric], layer)})
+    df, x = time_axis(tidy(ds, metric, seeds), logx)
+    all_rules = rules_in(ds, None)
+    legend = "bottom_right" if "accuracy" in metric else "top_right"  # away from the curves
+    panels = {}
+    for depth in ds["depth"].values:
+        if depths is not None and int(depth) not in set(map(int, depths)):
+            continue
+        groups = [(df[(df["rule"] == rule) & (df["depth"] == depth)],
+                   style.rule_color(rule, all_rules), rule, False) for rule in rules_in(ds, rules)]
+        items = lines([g for g in groups if not g[0].empty], x, metric, seeds)
+        if items:
+            panels[int(depth)] = style.panel(hv.Overlay(items), f"depth {int(depth)}",
+                                             style.label(x), style.label(metric), logx=logx,
+                                             legend=legend)
+    if facet:
+        return hv.NdLayout(panels, kdims="depth").cols(3)
+    return hv.HoloMap(panels, kdims="depth")
+
+
+def _per_layer(ds, var, depth, rules, logx, logy, seeds):
+    """One panel per rule with one line per layer of the ``depth`` network."""
+    depth = int(ds["depth"].max()) if depth is None else int(depth)
+    ds = ds.sel(depth=[depth])
+    df, x = time_axis(tidy(ds, var, seeds), logx)
+    layers = [int(v) for v in ds["layer"].values if v <= depth + 1]
+    colors = style.layer_colors(len(layers))
+    groups = []
+    for rule in rules_in(ds, rules):
+        per_layer = [(df[(df["rule"] == rule) & (df["layer"] == layer)], color,
+                      f"layer {layer}" + (" (readout)" if layer == depth + 1 else ""),
+                      layer == depth + 1) for layer, color in zip(layers, colors)]
+        items = lines([g for g in per_layer if not g[0].empty], x, var, seeds, logy)
+        if items:
+            groups.append((rule, items))
+    # Layer colours are the same in every panel: one legend, right of the last, is enough.
+    return [style.panel(hv.Overlay(items), f"{rule}, depth {depth}", style.label(x),
+                        style.label(var), logx=logx, logy=logy,
+                        legend="outside" if i == len(groups) - 1 else False)
+            for i, (rule, items) in enumerate(groups)]
+
+
+def alignment_curves(ds, depth=None, rules=None, variables=("delta_alignment", "weight_alignment"),
+                     logx=True, seeds="mean", sel=None):
+    """Alignment angles against time per layer: a row per variable, a column per rule.
+
+    ``depth`` picks the network (default: the deepest). With ``logx`` the x axis
+    is ``step + 1`` on a log scale so step 0 and the log-spaced first-epoch
+    steps are visible; otherwise it is the epoch. Hover shows both.
+    """
+    ds = prepare(ds, sel)
+    panels = []
+    for var in variables:
+        panels += _per_layer(ds, var, depth, rules, logx, False, seeds)
+    return style.grid(panels, len(rules_in(ds, rules)))
+
+
+def gradient_flow(ds, depth=None, rules=None, var="delta_norm", logx=True, logy=True,
+                  seeds="mean", sel=None):
+    """Error-signal size per layer against time (default ``delta_norm``), per rule.
+
+    Lines that spread apart towards the input show vanishing (or exploding)
+    error signals through the stack; log axes by default.
+    """
+    ds = prepare(ds, sel)
+    panels = _per_layer(ds, var, depth, rules, logx, logy, seeds)
+    return style.grid(panels, min(3, len(panels)))
+
+
+def alignment_heatmap(ds, var="delta_alignment", layer="last", rules=None, sel=None):
+    """Seed-mean alignment over depth (rows) and logged step (columns), per rule.
+
+    ``layer`` is an int, ``"last"`` (last hidden column of each network) or
+    ``"mean"`` (mean over its hidden columns). Columns are the logged steps in
+    order, one cell each, so the log-spaced first epoch is as readable as the
+    later epochs; they are labelled by epoch when all runs share it.
+    """
+    ds = prepare(ds, sel)
+    ds = ds.assign({var: layer_view(ds[var], layer)})
+    df = tidy(ds, var, "mean")
+    shared = epoch_is_shared(ds)
+    df["when"] = [f"{e:.3g}" if shared else f"step {s}" for e, s in zip(df["epoch"], df["step"])]
+    df = df.sort_values(["step", "depth"])
+    xdim = hv.Dimension("when", label="epoch" if shared else "logged step")
+    vdims = [hv.Dimension(var, label="angle (deg)"), "step", "n"]
+    where = {"last": "last hidden layer", "mean": "mean over hidden layers"}
+    where = f"{var.replace('_', ' ')}, {where.get(layer, f'layer {layer}')}"
+    common = dict(colorbar=True, cmap="viridis", clim=(0, 90), xrotation=90, ylabel="depth",
+                  yticks=[int(d) for d in ds["depth"].values])
+    panels = []
+    for rule in rules_in(ds, rules):
+        g = df[df["rule"] == rule]
+        if g.empty:
+            continue
+        hm = hv.HeatMap(g, [xdim, "depth"], vdims)
+        title = f"{rule}: {where}"
+        hm = hm.opts(tools=["hover"], title=title, width=560, height=240, backend="bokeh", **common)
+        hm = hm.opts(title=title, fig_size=120, aspect=2.5, show_values=False,
+                     backend="matplotlib", **common)
+        panels.append(hm)
+    return style.grid(panels, 1 if len(panels) > 2 else len(panels)).opts(
+        vspace=0.6, backend="matplotlib")
+
+
+def all_figures(ds, sel=None, depth=None, only=None):
+    """The figures (all, or those named in ``only``) as ``{name: object}``.
+
+    Returns
+    -------
+    figs : dict
+        Figure name to HoloViews object, in :data:`FIGURES` order.
+    skipped : dict
+        Figure name to the reason it was not drawn: ``test_error_vs_depth``
+        needs at least two depths.
+    """
+    ds = prepare(ds, sel)
+    build = {
+        "test_error_vs_depth": lambda: test_error_vs_depth(ds),
+        "learning_curves": lambda: learning_curves(ds),
+        "alignment_curves": lambda: alignment_curves(ds, depth=depth),
+        "alignment_heatmap": lambda: alignment_heatmap(ds),
+        "gradient_flow": lambda: gradient_flow(ds, depth=depth),
+    }
+    figs, skipped = {}, {}
+    for name in FIGURES if only is None else [n for n in FIGURES if n in only]:
+        if name == "test_error_vs_depth" and ds.sizes["depth"] < 2:
+            skipped[name] = "needs a study with at least two depths"
+        else:
+            figs[name] = build[name]()
+    return figs, skipped
+
+
+if __name__ == "__main__":  # pragma: no cover - thin wrapper over the CLI
+    import sys
+
+    from cortex_fa.cli import main
+
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m cortex_fa.viz.figures STUDY.nc OUTDIR")
+    sys.exit(main(["plot", sys.argv[1], "--out", sys.argv[2]]))

@@ -1,0 +1,90 @@
+"""Reference presets: every file loads and validates; unknown names fail helpfully."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from cortex_fa import presets
+from cortex_fa.cli import main
+from cortex_fa.errors import ConfigError
+
+EXPECTED = {"lillicrap2016", "bartunov2018_fc", "nokland2016_dfa", "sign_symmetry", "depth_study"}
+
+
+def test_all_reference_presets_are_there():
+    assert EXPECTED <= set(presets.available())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_preset_loads_validates_and_cites_its_source(name):
+    p = presets.load(name)
+    full, quick = p.spec().configs(), p.spec(quick=True).configs()
+    assert full and quick
+    assert sum(c.epochs * (c.train_subset or 60000) for c in quick) < sum(c.epochs * (c.train_subset or 60000) for c in full)
+    assert p.published["source"] and p.published["metric"] in ("final", "best")
+    assert p.published_errors and all(0 < v < 100 for v in p.published_errors.values())
+    assert set(p.published_errors) <= set(p.spec().rules) and int(p.published["depth"]) in p.spec().depths
+    assert p.path.read_text().lstrip().startswith("#")  # documented
+
+
+def test_published_numbers_are_the_referenced_ones():
+    assert presets.load("lillicrap2016").published_errors == {"bp": 2.4, "fa": 2.1, "shallow": 7.2}
+    assert presets.load("bartunov2018_fc").published_errors == {"bp": 1.48, "fa": 1.85, "dfa": 2.75}
+    assert presets.load("nokland2016_dfa").published_errors == {"dfa": 1.45}
+    lil = presets.load("lillicrap2016").spec().configs()[0]
+    assert (lil.hidden, lil.activation, lil.output_activation, lil.loss) == ((1000,), "sigmoid", "sigmoid", "mse")
+    nok = presets.load("nokland2016_dfa").spec().configs()[0]
+    assert nok.init == "zero" and nok.hidden == (800, 800)
+
+
+def test_depth_study_quick_overrides():
+    p = presets.load("depth_study")
+    quick = p.spec(quick=True)
+    assert quick.depths == tuple(range(1, 8)) and quick.rules == ("bp", "fa", "usf", "dfa")
+    assert len(quick.seeds) >= 3  # the breaking depth needs a seed interval
+    assert quick.base["train_subset"] == 20000 and p.spec().base.get("train_subset") is None
+
+
+def test_unknown_preset_lists_the_valid_names(capsys):
+    with pytest.raises(ConfigError, match="unknown preset 'depth_studdy' \\(did you mean 'depth_study'\\?\\)"):
+        presets.load("depth_studdy")
+    assert main(["reproduce", "nonesuch"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and all(name in err[0] for name in EXPECTED)
+
+
+def test_reproduce_without_name_lists_presets(capsys):
+    assert main(["reproduce"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in EXPECTED)
+
+
+def test_bad_preset_file_is_refused(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[sweep]\nrules = ["bp"]\n[run]\nlr = -1\n')
+    with pytest.raises(ConfigError, match="preset bad.toml: sweep cell rule=bp depth=1: lr must be > 0"):
+        presets.load(str(bad))
+    bad.write_text('[sweep]\nrules = ["bp"]\n[quick]\nepochs = 0\n')
+    with pytest.raises(ConfigError, match=r"bad.toml \[quick\].*epochs must be >= 1"):
+        presets.load(str(bad))
+    bad.write_text('[sweep]\nrules = ["bp"]\n[publshed]\n')
+    with pytest.raises(ConfigError, match="unknown table"):
+        presets.load(str(bad))
+
+
+def test_compare_reports_shortfall_in_percentage_points():
+    p = presets.load("lillicrap2016")
+    acc = np.array([[[0.1, 0.975], [0.1, 0.977]], [[0.1, 0.978], [0.1, 0.980]]])  # rule, seed, step
+    study = xr.Dataset(
+        {"test_accuracy": (("rule", "depth", "seed", "step"), acc[:, None]),
+         "status": (("rule", "depth", "seed"), np.full((2, 1, 2), "ok"))},
+        coords={"rule": ["bp", "fa"], "depth": [1], "seed": [0, 1], "step": [0, 10]},
+    )
+    rows = {r["rule"]: r for r in p.compare(study)}
+    assert rows["bp"]["mean"] == pytest.approx(2.4) and rows["bp"]["shortfall"] == pytest.approx(0.0, abs=1e-9)
+    assert rows["fa"]["mean"] == pytest.approx(2.1) and rows["fa"]["n"] == 2
+    assert rows["shallow"]["n"] == 0 and math.isnan(rows["shallow"]["shortfall"])
