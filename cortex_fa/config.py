@@ -30,6 +30,8 @@ BACKENDS = ("numpy", "brian2")
 
 # Networks larger than this are refused before anything is allocated.
 DEFAULT_MAX_PARAMETERS = 50_000_000
+# More hidden columns than this is a typo, not a study.
+MAX_COLUMNS = 1000
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,11 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
-        return cls.from_dict(json.loads(text))
+        try:
+            values = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"run configuration is not valid JSON ({exc})") from None
+        return cls.from_dict(values)
 
 
 def parse_sizes(value, name: str = "hidden") -> tuple[int, ...]:
@@ -157,7 +163,10 @@ def parse_sizes(value, name: str = "hidden") -> tuple[int, ...]:
         text = value.strip()
         if "x" in text and "," not in text:
             width, _, count = text.partition("x")
-            items = [width] * _as_int(count, name)
+            n = _as_int(count, name)
+            if not 1 <= n <= MAX_COLUMNS:  # checked before the list is built
+                raise ConfigError(f"{name} {text!r} asks for {n} columns; use 1 to {MAX_COLUMNS}")
+            items = [width] * n
         else:
             items = [t for t in text.split(",")] if text else []
     elif isinstance(value, int) and not isinstance(value, bool):
@@ -166,6 +175,8 @@ def parse_sizes(value, name: str = "hidden") -> tuple[int, ...]:
         items = list(value)
     else:
         raise ConfigError(f"{name} must be a list of positive integers such as 240,240, got {value!r}")
+    if len(items) > MAX_COLUMNS:
+        raise ConfigError(f"{name} lists {len(items)} columns; use 1 to {MAX_COLUMNS}")
     sizes = tuple(_as_int(v, name) for v in items)
     if any(s <= 0 for s in sizes):
         raise ConfigError(f"{name} sizes must be positive integers, got {list(sizes)}")
@@ -246,6 +257,11 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError(
             f"hidden {list(cfg.hidden)} gives {n_params:,} weights, more than max_parameters={cfg.max_parameters:,}; "
             "use smaller columns or raise max_parameters"
+        )
+    if cfg.backend == "numpy" and cfg.backend_params:
+        raise ConfigError(
+            f"backend 'numpy' takes no backend_params, got {sorted(cfg.backend_params)}; "
+            "backend_params are for --backend brian2 (tau_ms, settle_time_ms, dt_ms, target, ...)"
         )
     rules.get(cfg.rule).check_config(cfg)
 

@@ -131,15 +131,20 @@ def save_results(ds: xr.Dataset, path, *, compress: bool = True) -> Path:
     encoding = {}
     if compress:
         encoding = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars if ds[v].dtype.kind in "fiu"}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise ResultsError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     try:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):  # disk full, quota, vanished directory
+            raise ResultsError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
     return path
 
@@ -174,6 +179,11 @@ def validate(ds: xr.Dataset, source="dataset") -> xr.Dataset:
     absent = [v for v in ("test_accuracy", "train_loss", "wall_time") if v not in ds]
     if absent:
         raise ResultsError(f"{source} is missing variable(s) {', '.join(absent)}")
+    for name in VARIABLES:
+        if name in ds and ds[name].dtype.kind not in "fiu":
+            raise ResultsError(f"{source}: variable {name} holds {ds[name].dtype} values; expected numbers")
+        if name in ds and name in PER_LAYER and not {"step", "layer"} <= set(ds[name].dims):
+            raise ResultsError(f"{source}: variable {name} has dims {ds[name].dims}; expected step and layer")
     if "config" in ds.attrs:
         try:
             json.loads(ds.attrs["config"])

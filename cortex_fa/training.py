@@ -18,9 +18,15 @@ from cortex_fa.config import RunConfig
 from cortex_fa.network import Network
 from cortex_fa.results import RunRecorder
 
-# A mean batch loss above this (or NaN/inf) ends the run as diverged: it is far
-# beyond any loss a learning network has (cross-entropy starts near ln 10).
-DIVERGED_LOSS = 1e4
+# A mean batch loss this many times the chance-level loss (or NaN/inf) ends the
+# run as diverged: a network that learns never comes near it, one that blew up
+# rarely comes back (tanh units saturated at +-1 keep a finite but huge loss).
+DIVERGED_FACTOR = 100.0
+
+
+def chance_loss(loss: str, n_classes: int = 10) -> float:
+    """Loss of an uninformed network: ln(n) for cross-entropy, 1/2 |y|^2 = 0.5 for MSE."""
+    return float(np.log(n_classes)) if loss == "cross_entropy" else 0.5
 
 
 def logging_steps(steps_per_epoch: int, epochs: int, *, log_early: bool = True, log_every: int = 1) -> list[int]:
@@ -89,6 +95,7 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
     recorder = RunRecorder(config, network.n_layers, steps_per_epoch, data, backend=model.backend)
     recorder.extra_attrs.update(getattr(model, "attrs", {}))  # e.g. Brian2's tau and settling time
     clock = 0.0
+    diverged_loss = DIVERGED_FACTOR * chance_loss(config.loss)
 
     def log(step, run_loss, run_correct, run_seen, *, test: bool):
         row = {"train_loss": run_loss / run_seen if run_seen else np.nan,
@@ -119,7 +126,7 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
             loss_sum, correct = model.train_batch(x, kernels.one_hot(labels), labels, lr)
             clock += time.perf_counter() - t0
             step += 1
-            if not np.isfinite(loss_sum) or loss_sum > DIVERGED_LOSS * len(idx):
+            if not np.isfinite(loss_sum) or loss_sum > diverged_loss * len(idx):
                 status = "diverged"
                 break
             run_loss += loss_sum
@@ -145,4 +152,5 @@ def _progress(enabled, total, desc):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+    # disable=None: no bar when stderr is not a terminal (CI logs, pipes)
+    return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True, disable=None)

@@ -109,6 +109,11 @@ def run_options(args, *, skip=()) -> dict:
     if getattr(args, "config", None):
         table = load_toml(args.config)
         if isinstance(table.get("run"), dict):
+            stray = [k for k, v in table.items() if k != "run" and not isinstance(v, dict)]
+            if stray:  # a key outside [run] would be silently ignored: refuse it
+                raise ConfigError(
+                    f"config file {args.config}: key {stray[0]!r} is outside the [run] table; move it under [run]"
+                )
             values.update(table["run"])
         else:  # top-level keys, minus the tables other commands read (sweep, grid, ...)
             values.update({k: v for k, v in table.items() if k not in NON_RUN_TABLES})

@@ -44,17 +44,26 @@ def main(args) -> int:
 
 def check_writable(out: Path) -> None:
     """Fail before training, not after, if the results cannot be written."""
-    import os
-
     parent = out.parent if str(out.parent) else Path(".")
     if out.suffix != ".nc":
         raise ConfigError(f"--out {out}: results files are NetCDF; use a name ending in .nc")
-    if not parent.is_dir():
-        raise ConfigError(f"--out {out}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"--out {out}: directory {parent} is not writable")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file name ending in .nc")
+    probe_directory(parent, f"--out {out}")
+
+
+def probe_directory(directory: Path, what: str) -> None:
+    """Create and delete a file in ``directory``: the only check that is right for
+    root, read-only mounts and network file systems alike (os.access is not)."""
+    import tempfile
+
+    if not directory.is_dir():
+        raise ConfigError(f"{what}: directory {directory} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{what}: directory {directory} is not writable ({exc.strerror or exc})") from None
 
 
 def summary_table(ds) -> str:
