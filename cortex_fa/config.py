@@ -31,7 +31,7 @@ BACKENDS = ("numpy", "brian2")
 # Networks larger than this are refused before anything is allocated.
 DEFAULT_MAX_PARAMETERS = 50_000_000
 # More hidden columns than this is a typo, not a study.
-MAX_COLUMNS = 1000
+MAX_COLUMNS = 10_000
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,4 +133,16 @@ def load(name: str) -> Preset:
     metric = preset.published.get("metric", "final")
     if metric not in ("final", "best"):
         raise ConfigError(f"preset {path.name}: published.metric must be 'final' or 'best', got {metric!r}")
+    _check_published_errors(path.name, preset.published.get("test_error", {}))
     return preset
+
+
+def _check_published_errors(name: str, errors) -> None:
+    """Published errors must be percentages now, not when Preset.compare meets them after the sweep."""
+    if not isinstance(errors, dict):
+        raise ConfigError(f"preset {name}: published.test_error must be a table of rule = percent, got {errors!r}")
+    for rule, value in errors.items():
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or not 0 <= value <= 100:
+            raise ConfigError(f"preset {name}: published.test_error.{rule} must be a percent test error "
+                              f"in [0, 100], got {value!r}")

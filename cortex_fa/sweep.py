@@ -13,17 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import itertools
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cortex_fa.config import RunConfig
+from cortex_fa.config import DEFAULT_MAX_PARAMETERS, RunConfig
 from cortex_fa.errors import ConfigError, CortexFAError, did_you_mean
 
 _PER_RUN = ("rule", "hidden", "seed")  # set by the sweep itself, never fixed or gridded
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+# Far beyond any trainable depth; only there so a typo like 10000000000 cannot allocate
+# a (width,) * depth tuple of that length.
+MAX_DEPTH = 10_000
+# Schemes distributed can connect to; an address is SCHEME://HOST:PORT (or HOST:PORT, meaning tcp).
+SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
 
 
 @dataclass(frozen=True)
@@ -69,9 +75,10 @@ class SweepSpec:
         """Every run of the sweep, validated (ConfigError names the failing cell)."""
         out, names = [], list(self.grid)
         for rule, depth, seed, *values in itertools.product(self.rules, self.depths, self.seeds, *self.grid.values()):
-            cell = {**self.base, **dict(zip(names, values)), "rule": rule, "hidden": (self.width,) * depth, "seed": seed}
+            cell = {**self.base, **dict(zip(names, values)), "rule": rule, "seed": seed}
             try:
-                out.append(RunConfig.from_dict(cell))
+                _check_size(self.width, depth, cell.get("max_parameters", DEFAULT_MAX_PARAMETERS))
+                out.append(RunConfig.from_dict({**cell, "hidden": (self.width,) * depth}))
             except ConfigError as exc:
                 where = " ".join(f"{k}={v}" for k, v in (("rule", rule), ("depth", depth), *zip(names, values)))
                 raise ConfigError(f"sweep cell {where}: {exc}") from None
@@ -98,6 +105,8 @@ class SweepSpec:
         if "rules" not in table:
             raise ConfigError("the sweep needs rules, e.g. --rules bp,fa")
         grid = {}
+        if not isinstance(table.get("grid") or {}, dict):
+            raise ConfigError(f"grid must be a table of NAME = [values], got {table['grid']!r}")
         for name, values in (table.get("grid") or {}).items():
             if name not in _FIELDS:
                 raise ConfigError(f"cannot sweep unknown run option '{name}'{did_you_mean(name, list(_FIELDS))}")
@@ -119,12 +128,46 @@ def parse_list(value, name: str, kind) -> list:
     try:
         if any(isinstance(v, bool) for v in items):
             raise ValueError
+        # int(2.7) would silently truncate: only whole numbers count as ints
+        if kind is int and any(isinstance(v, float) and not v.is_integer() for v in items):
+            raise ValueError
         out = [kind(v) for v in items]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{name} must be a comma-separated list of {kind.__name__} values, got {value!r}") from None
     if kind is int and any(v < 0 for v in out):
         raise ConfigError(f"{name} must be non-negative integers, got {value!r}")
     return out
+
+
+def _check_size(width, depth, limit) -> None:
+    """Refuse a too-big network before ``(width,) * depth`` is built (a huge depth would exhaust memory)."""
+    if not (isinstance(width, int) and isinstance(depth, int) and width > 0 and depth > 0):
+        return  # RunConfig.from_dict gives the precise error
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        n_params = 784 * width + (depth - 1) * width * width + width * 10
+        if n_params > limit:
+            raise ConfigError(f"depth {depth} x width {width} gives {n_params:,} weights, more than "
+                              f"max_parameters={limit:,}; use fewer or smaller columns or raise max_parameters")
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"depth {depth} is more than {MAX_DEPTH:,} hidden columns")
+
+
+def check_address(scheduler: str) -> None:
+    """Refuse a malformed scheduler address before a Client is made (it would only time out)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    text = str(scheduler)
+    try:
+        scheme, loc = parse_address(text, strict=False)
+        if scheme not in SCHEMES:
+            raise ValueError(scheme)
+        if scheme != "inproc":
+            host, port = parse_host_port(loc)
+            if not host or not port:
+                raise ValueError(loc)
+    except (ValueError, TypeError):
+        raise ConfigError(f"--scheduler {text!r} is not a Dask scheduler address; expected tcp://HOST:PORT "
+                          f"(schemes: {', '.join(SCHEMES)})") from None
 
 
 # -- execution on Dask ----------------------------------------------------------------
@@ -183,10 +226,16 @@ def connect(scheduler=None, workers=None, n_tasks=None):
     from distributed import Client, LocalCluster
 
     if scheduler:
+        check_address(scheduler)
+        # Built in two steps so a Client whose __init__ failed can still be closed here; left
+        # to the garbage collector its __del__ prints a TimeoutError traceback seconds later.
+        client = Client.__new__(Client)
         try:
             with dask.config.set({"distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT}s"}):
-                client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+                client.__init__(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
+            with contextlib.suppress(Exception):
+                client.close(timeout=1)
             first = (str(exc).splitlines() or [type(exc).__name__])[0][:150]
             raise CortexFAError(f"cannot connect to the Dask scheduler at {scheduler} within "
                                 f"{CONNECT_TIMEOUT:.0f} s ({first}); is 'dask scheduler' running there?") from None
@@ -253,6 +302,8 @@ def run_sweep(spec: SweepSpec, out, *, run_dir=None, workers=None, scheduler=Non
     study.check_run_dir(run_dir, manifest)
     if not out.parent.is_dir():
         raise ConfigError(f"--out {out}: directory {out.parent} does not exist")
+    if scheduler:
+        check_address(scheduler)
     todo = [c for c in configs if not study.run_file_ok(run_dir / f"{c.hash()}.nc", c.hash())]
     failures = []
     if announce is not None:
@@ -260,21 +311,37 @@ def run_sweep(spec: SweepSpec, out, *, run_dir=None, workers=None, scheduler=Non
     if todo:
         client = connect(scheduler, workers, len(todo))  # before writing anything
         try:
-            study.write_manifest(run_dir, manifest)
+            _write_manifest(run_dir, manifest)
             study.clean_temporaries(run_dir)
             failures = _execute(client, sorted(todo, key=_cost, reverse=True), run_dir, data_dir,
                                 len(configs), progress, retries)
         finally:
             _close(client)
     else:
-        study.write_manifest(run_dir, manifest)
+        _write_manifest(run_dir, manifest)
     paths = [run_dir / f"{c.hash()}.nc" for c in configs]
     runs = study.load_runs([p for p in paths if p.exists()])
     if not runs:
         raise CortexFAError(f"no run of the sweep finished; first error: {failures[0][1] if failures else '?'}")
     ds = study.combine_runs(runs, sweep=spec.to_dict(), coords=spec.coords())
-    save_results(ds, out)
+    # A sweep killed while writing the study leaves save_results' temporary behind; the
+    # re-run that resumes it is the one place that knows the name, so it cleans up.
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    try:
+        save_results(ds, out)
+    except OSError as exc:
+        raise CortexFAError(f"cannot write {out}: {exc.strerror or exc}") from None
     return ds, failures
+
+
+def _write_manifest(run_dir: Path, manifest: dict) -> None:
+    from cortex_fa import study
+
+    try:
+        study.write_manifest(run_dir, manifest)
+    except OSError as exc:
+        raise CortexFAError(f"cannot write the sweep manifest in run dir {run_dir}: {exc.strerror or exc}") from None
 
 
 def _execute(client, todo, run_dir, data_dir, total, progress, retries):

@@ -7,17 +7,46 @@ optimiser turn gradients into increments :math:`U_l`, applies
 .. math:: W_l \\leftarrow (1 - \\eta\\lambda) W_l + U_l, \\qquad b_l \\leftarrow b_l + U^b_l,
 
 and finally lets the rule update its feedback synapses.
+
+Performance notes (measured in docs/performance.md): a step reuses one set
+of activation and delta buffers per batch size (no per-step allocation of
+MB-sized arrays), and with SGD the gradient of ``W`` is never materialised:
+the optimiser folds it into ``W`` (or the velocity) with one BLAS call. The
+unfused path is kept for Adam, readout-only learning and rules whose
+feedback plasticity needs the increments (Kolen-Pollack, brSF).
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import numpy as np
 
 from cortex_fa import activations as acts
 from cortex_fa import init as initializers
 from cortex_fa import kernels, optim
+from cortex_fa.rules.base import LearningRule
 
 DTYPE = np.float32
+# Buffer sets kept per model: the training batch size, the short last batch
+# of an epoch, and a spare; least recently used sets are dropped beyond this.
+_MAX_WORKSPACES = 3
+
+
+class _Workspace:
+    """Reusable per-layer arrays for one batch size and dtype.
+
+    ``pre[l]``/``post[l + 1]`` hold :math:`a_{l+1}` and :math:`h_{l+1}` (the same
+    array for linear columns), ``delta[l]`` the rule's deltas and ``scratch[l]``
+    the activation derivative.
+    """
+
+    def __init__(self, n, sizes, dtype, activations):
+        self.pre = [np.empty((n, s), dtype) for s in sizes[1:]]
+        self.post = [None] + [a if act.name == "linear" else np.empty_like(a)
+                              for a, act in zip(self.pre, activations)]
+        self.delta = [np.empty_like(a) for a in self.pre]
+        self.scratch = [np.empty_like(a) for a in self.pre]
 
 
 class NumpyModel:
@@ -38,15 +67,22 @@ class NumpyModel:
         self._params = self.weights + [b for b in self.biases if b is not None]
         self.optimizer = optim.make(config.optimizer, [p.shape for p in self._params], config.momentum)
         self.rng = rng
+        self._workspaces: OrderedDict = OrderedDict()
 
     # -- training -----------------------------------------------------------
     def train_batch(self, x, y, labels, lr: float):
         """One update on a batch. Returns ``(summed loss, number correct)``."""
-        pre, post = kernels.forward(x, self.weights, self.biases, self.activations)
+        ws = self._workspace(x)
+        pre, post = kernels.forward_into(x, self.weights, self.biases, self.activations, ws.pre, list(ws.post))
         loss, e = kernels.loss_and_error(pre[-1], post[-1], y, self.config.loss, self.activations[-1])
         n = x.shape[0]
         correct = int(np.count_nonzero(np.argmax(pre[-1] if self.config.loss == "cross_entropy" else post[-1], axis=1) == labels))
         if not np.isfinite(loss):
+            return loss * n, correct
+        if self._fusable():
+            deltas = kernels.rule_deltas_into(self.rule, self.weights, self.state, e, y, pre, post,
+                                              self.activations, list(ws.delta), ws.scratch)
+            self._apply_fused(post, deltas, lr)
             return loss * n, correct
         deltas = kernels.rule_deltas(self.rule, self.weights, self.state, e, y, pre, post, self.activations)
         if self.rule.pathway == "none":
@@ -54,10 +90,47 @@ class NumpyModel:
             first = len(self.weights) - 1
         else:
             first = 0
-        grads_w = [post[first + i].T @ d for i, d in enumerate(deltas)]
+        grads_w = [kernels.matmul(post[first + i].T, d) for i, d in enumerate(deltas)]
         grads_b = [d.sum(axis=0) for i, d in enumerate(deltas) if self.biases[first + i] is not None]
         self._apply(first, grads_w, grads_b, lr)
         return loss * n, correct
+
+    def _workspace(self, x) -> _Workspace:
+        """The buffer set for this batch size and dtype (created on first use)."""
+        dtype = np.result_type(x.dtype, *(W.dtype for W in self.weights))
+        key = (x.shape[0], x.shape[1], dtype, tuple(W.shape for W in self.weights))
+        ws = self._workspaces.get(key)
+        if ws is None:
+            sizes = (x.shape[1], *(W.shape[1] for W in self.weights))
+            ws = self._workspaces[key] = _Workspace(x.shape[0], sizes, dtype, self.activations)
+            while len(self._workspaces) > _MAX_WORKSPACES:
+                self._workspaces.popitem(last=False)
+        else:
+            self._workspaces.move_to_end(key)
+        return ws
+
+    def _fusable(self) -> bool:
+        """Whether the fused SGD path applies (it skips materialising the increments)."""
+        return (isinstance(self.optimizer, optim.SGD)
+                and self.rule.pathway in ("layerwise", "direct")
+                and type(self.rule).after_update is LearningRule.after_update)
+
+    def _apply_fused(self, post, deltas, lr):
+        """:meth:`_apply` for SGD without materialised gradients or increments.
+
+        Called only after every delta is formed, so feedback that reads W
+        (backprop, sign symmetry) saw the weights before this update, as in
+        the unfused path.
+        """
+        opt = self.optimizer
+        decay = np.float32(1.0 - lr * self.config.weight_decay)
+        for i, (W, d) in enumerate(zip(self.weights, deltas)):
+            opt.update_weight(i, W, post[i], d, lr, decay)
+        j = len(self.weights)
+        for b, d in zip(self.biases, deltas):
+            if b is not None:
+                b += opt.step(j, d.sum(axis=0), lr)
+                j += 1
 
     def _apply(self, first, grads_w, grads_b, lr):
         cfg = self.config
@@ -83,13 +156,30 @@ class NumpyModel:
         pre, post = kernels.forward(x, self.weights, self.biases, self.activations)
         return pre[-1], post[-1]
 
+    def _outputs_inplace(self, x, bufs):
+        """:meth:`outputs` into ``bufs`` (one per layer); hidden activations overwrite their pre-activations."""
+        h, L = x, len(self.weights)
+        for l, (W, b, act, buf) in enumerate(zip(self.weights, self.biases, self.activations, bufs), start=1):
+            a = kernels.gemm(h, W, buf)
+            if b is not None:
+                a += b
+            if l == L:
+                return a, (a if act.name == "linear" else act.forward(a, np.empty_like(a)))
+            h = a if act.name == "linear" else act.forward(a, a)
+
     def evaluate(self, images_uint8, labels, chunk: int = 2000):
         """Mean loss and accuracy over a whole set, in chunks to bound memory."""
         total_loss, correct = 0.0, 0
+        # One buffer per layer for the whole call (sliced for a short last
+        # chunk): 5 chunks of the test set then page-fault ~20 MB once, not 5 times.
+        dtype = np.result_type(*(W.dtype for W in self.weights))
+        size = min(chunk, len(labels))
+        x_buf = np.empty((size, images_uint8.shape[1]), kernels.PIXEL_TABLE.dtype)
+        bufs = [np.empty((size, W.shape[1]), dtype) for W in self.weights]
         for start in range(0, len(labels), chunk):
             lab = labels[start:start + chunk]
-            x = kernels.normalise(images_uint8[start:start + chunk])
-            a, h = self.outputs(x)
+            x = np.take(kernels.PIXEL_TABLE, images_uint8[start:start + chunk], out=x_buf[:len(lab)])
+            a, h = self._outputs_inplace(x, [b[:len(lab)] for b in bufs])
             value, _ = kernels.loss_and_error(a, h, kernels.one_hot(lab), self.config.loss, self.activations[-1])
             total_loss += value * len(lab)
             scores = a if self.config.loss == "cross_entropy" else h

@@ -7,8 +7,9 @@ needed) and a PNG (Matplotlib, no browser needed).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from cortex_fa.errors import BackendUnavailable, ConfigError, choices_text, did_you_mean
+from cortex_fa.errors import BackendUnavailable, ConfigError, CortexFAError, choices_text, did_you_mean
 
 # Kept in sync with cortex_fa.viz.figures.FIGURES (not imported: --help stays fast).
 FIGURES = ("test_error_vs_depth", "learning_curves", "alignment_curves", "alignment_heatmap",
@@ -34,6 +35,20 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def check_out(out) -> Path:
+    """Refuse, before rendering, an --out that cannot be made or written (only --out itself is created)."""
+    from cortex_fa.cli.sweep import check_dir_writable
+
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the figures")
+    if not parent.is_dir():  # a typo should not silently create a tree of folders
+        raise ConfigError(f"--out {out}: directory {parent} does not exist")
+    check_dir_writable(out if out.is_dir() else parent, f"--out {out}")
+    return out
+
+
 def run(args) -> int:
     """Load, validate, write; print one line per written file."""
     try:
@@ -50,15 +65,19 @@ def run(args) -> int:
             if name not in FIGURES:
                 raise ConfigError(f"--only: unknown figure '{name}'; {choices_text(FIGURES)}"
                                   f"{did_you_mean(name, FIGURES)}")
-    ds = load_results(args.file)
+    out = check_out(args.out)
+    ds = load_results(args.file)  # loaded and validated before anything is created
     if args.depth is not None:
         depths = [int(d) for d in as_study(ds)["depth"].values]
         if args.depth not in depths:
             raise ConfigError(f"--depth {args.depth} is not in the file; "
                               f"{choices_text(depths)}{did_you_mean(args.depth, depths)}")
     formats = ("html", "png") if args.format == "both" else (args.format,)
-    written, skipped = save_figures(ds, args.out, formats=formats, resources=args.resources,
-                                    depth=args.depth, only=only)
+    try:
+        written, skipped = save_figures(ds, out, formats=formats, resources=args.resources,
+                                        depth=args.depth, only=only)
+    except OSError as exc:
+        raise CortexFAError(f"--out {out}: cannot write figures ({exc.strerror or exc})") from None
     for name, why in skipped.items():
         print(f"cortex-fa plot: skipped {name}: {why}", file=sys.stderr)
     for path in written:

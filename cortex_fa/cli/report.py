@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cortex_fa.errors import ConfigError, CortexFAError, ResultsError, choices_text, did_you_mean
+
 
 @dataclass
 class Table:
@@ -32,7 +34,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("path", help="study file, run file, run directory or quoted glob of run files")
     p.add_argument("--margin", type=float, default=0.5, help="breaking depth: percentage points behind the reference (0.5)")
-    p.add_argument("--reference", default="bp", help="breaking depth: reference rule (bp)")
+    p.add_argument("--reference", default=None, help="breaking depth: reference rule (default bp, if in the study)")
     p.add_argument("--metric", choices=("final", "best"), default="final", help="test error used for the breaking depth")
     p.add_argument("--no-write", action="store_true", help="print only; write no files")
     p.set_defaults(func=main)
@@ -159,26 +161,44 @@ def _stem(path: str) -> Path:
 
 
 def main(args) -> int:
+    from cortex_fa.cli.sweep import check_dir_writable
     from cortex_fa.results import open_results
     from cortex_fa.study import combine_runs
 
+    if not np.isfinite(args.margin) or args.margin < 0:
+        raise ConfigError(f"--margin must be a finite number of percentage points >= 0, got {args.margin!r}")
     study = open_results(args.path)
     if "rule" not in study.dims:  # a single run: a study of one
         study = combine_runs([study])
-    tables = build_tables(study, margin=args.margin, reference=args.reference, metric=args.metric)
+    if "status" not in study:
+        raise ResultsError(f"{args.path}: the study has no 'status' variable (ok/diverged/missing per run); "
+                           "is it a cortex_fa study file?")
+    rules = [str(r) for r in study["rule"].values]
+    # A rule asked for by name must exist (else its table would silently vanish); the default
+    # bp may be absent (a study of fa runs only), and then there is no breaking-depth table.
+    reference = "bp" if args.reference is None else args.reference
+    if args.reference is not None and reference not in rules:
+        raise ConfigError(f"--reference '{args.reference}' is not a rule in the study; "
+                          f"{choices_text(rules)}{did_you_mean(args.reference, rules)}")
+    stem = _stem(str(args.path))
+    if not args.no_write:  # before the tables are printed, not after
+        check_dir_writable(stem.parent, f"report files {stem}.*")
+    tables = build_tables(study, margin=args.margin, reference=reference, metric=args.metric)
     problems = problem_runs(study)
     print("\n\n".join(render_text(t) for t in tables))
     print("\nDiverged or missing runs:" + ("".join(f"\n  {p}" for p in problems) if problems else " none"))
     if args.no_write:
         return 0
-    stem = _stem(str(args.path))
     md = [f"# Report: {Path(args.path).name}", "", f"Runs: {int((study.status != 'missing').sum())}; "
           f"dims: {dict(study.sizes)}", ""]
     md += [render_markdown(t) + "\n" for t in tables]
     md += ["### Diverged or missing runs", ""] + ([f"- {p}" for p in problems] or ["none"])
     report = Path(f"{stem}.report.md")
-    report.write_text("\n".join(md) + "\n")
-    for t in tables:
-        t.data.to_csv(f"{stem}.{t.name}.csv")
+    try:
+        report.write_text("\n".join(md) + "\n")
+        for t in tables:
+            t.data.to_csv(f"{stem}.{t.name}.csv")
+    except OSError as exc:
+        raise CortexFAError(f"cannot write report files {stem}.*: {exc.strerror or exc}") from None
     print(f"\nwrote {report} and {len(tables)} CSV tables ({stem}.<table>.csv)", file=sys.stderr)
     return 0

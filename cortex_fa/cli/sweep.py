@@ -11,15 +11,19 @@ Examples
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+import os
+import tempfile
 from pathlib import Path
 
 from cortex_fa.cli.options import add_run_options, run_options
 from cortex_fa.config import RunConfig
-from cortex_fa.errors import ConfigError, did_you_mean
+from cortex_fa.errors import ConfigError, CortexFAError, did_you_mean
 
 SECTIONS = ("sweep", "grid", "quick", "published", "preset")
+TABLES = ("run", *SECTIONS)  # every table a sweep config (or a preset file) may hold
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 
 
@@ -46,9 +50,35 @@ def register(subparsers) -> None:
 
 
 def add_dask_options(p) -> None:
-    p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: one per core)")
+    p.add_argument("--workers", type=positive_int, metavar="N", help="local worker processes (default: one per core)")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="use a running Dask cluster, e.g. tcp://host:8786 (from 'dask scheduler')")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0 or less would silently mean 'one worker per core')."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def check_dir_writable(directory: Path, what: str) -> None:
+    """Refuse, before any work, a directory in which no file can be created.
+
+    Tries to create (and delete) a file there: os.access says yes to root on any directory,
+    even a read-only mount or /proc.
+    """
+    directory = Path(directory) if str(directory) else Path(".")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".cortex_fa-probe.", suffix=".tmp", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CortexFAError(f"{what}: cannot write in directory {directory} ({exc.strerror or exc})") from None
 
 
 # -- text from the command line -> typed values ---------------------------------------
@@ -132,6 +162,11 @@ def build_spec(args):
     from cortex_fa.config import load_toml
 
     table = load_toml(args.config) if args.config else {}
+    if isinstance(table.get("run"), dict):  # without [run], top-level keys are run options (checked there)
+        for name in table:
+            if name not in TABLES and isinstance(table[name], dict):
+                raise ConfigError(f"config file {args.config}: unknown table [{name}]{did_you_mean(name, TABLES)}; "
+                                  f"valid: {', '.join(TABLES)}")
     base = {k: v for k, v in run_options(args, skip=("rule", "hidden", "seed")).items() if k not in SECTIONS}
     sweep = dict(table.get("sweep", {}))
     sweep["grid"] = {**table.get("grid", {}), **parse_grid_items(args.grid)}
@@ -141,15 +176,24 @@ def build_spec(args):
     return spec_from_text(sweep, base)
 
 
-def check_out(out: Path) -> None:
+def check_out(out: Path, run_dir=None) -> None:
+    """Refuse, before any cluster starts, an --out or run dir in which nothing can be written."""
     from cortex_fa.cli.run import check_writable
+    from cortex_fa.study import default_run_dir
 
     check_writable(out)
+    check_dir_writable(out.parent, f"--out {out}")
+    run_dir = Path(run_dir) if run_dir else default_run_dir(out)
+    existing = run_dir
+    while not existing.is_dir() and existing != existing.parent:
+        existing = existing.parent  # write_manifest creates the missing part
+    if existing.is_dir():
+        check_dir_writable(existing, f"run dir {run_dir}")
 
 
 def main(args) -> int:
     out = Path(args.out)
-    check_out(out)
+    check_out(out, args.run_dir)
     spec = build_spec(args)
     return execute(spec, out, args)
 

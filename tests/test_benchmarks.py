@@ -1,0 +1,98 @@
+"""Smoke tests of the benchmarks: they run on a tiny config and write their JSON.
+
+No timing is asserted: CI machines are shared and noisy. The numbers
+themselves are in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--data", "synthetic", "--hidden", "16", "--rounds", "1", "--batches", "2", "--metric-rounds", "1",
+        "--widths", "8", "--depths", "1", "--threads", "1"]
+
+
+def _throughput(tmp_path, *extra):
+    out = tmp_path / "throughput.json"
+    subprocess.run([sys.executable, "-m", "benchmarks.throughput", *TINY, *extra, "--out", str(out)],
+                   cwd=ROOT, check=True, timeout=600, capture_output=True)
+    return json.loads(out.read_text())
+
+
+def test_throughput_benchmark_writes_its_json(tmp_path):
+    result = _throughput(tmp_path, "--rules", "fa,bp")
+    rules = result["throughput"]["rules"]
+    assert set(rules) == {"fa", "bp"}
+    for row in rules.values():
+        assert row["examples_per_s"] > 0 and row["gemm_only_gflops"] > 0 and row["efficiency"] > 0
+    assert result["square_sgemm_gflops"] > 0
+    assert set(result["accuracy"]) == {"fa", "bp"}
+    assert result["scaling"][0]["width"] == 8 and result["scaling"][0]["depth"] == 1
+    assert result["metrics_overhead"]["metrics_on_s"] > 0
+    if result["torch"] == "ok":  # PyTorch installed: the peer columns are there
+        assert "speedup_vs_torch_same_rule" in rules["fa"] and "speedup_vs_torch_bp" in rules["fa"]
+        assert 0 <= result["accuracy"]["fa"]["torch_test_accuracy"] <= 1
+    else:
+        assert result["torch"].startswith("skipped")
+
+
+def test_throughput_benchmark_without_torch_says_so(tmp_path):
+    result = _throughput(tmp_path, "--no-torch", "--rules", "dfa", "--sections", "throughput")
+    assert result["torch"] == "skipped: --no-torch"
+    row = result["throughput"]["rules"]["dfa"]
+    assert "speedup_vs_torch_same_rule" not in row and row["examples_per_s"] > 0
+
+
+def test_harness_interleaves_and_pairs_rounds():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import harness
+
+    order = []
+    cands = [harness.Candidate(name, lambda name=name: order.append(name) or 10) for name in "abc"]
+    timings = harness.interleave(cands, rounds=3, warmup=0)
+    assert order == list("abcbcacab")  # the first candidate rotates
+    assert all(len(t.seconds) == 3 and t.examples == [10] * 3 for t in timings.values())
+    assert harness.speedup(timings, "a", "a") == pytest.approx(1.0)
+
+
+def test_gemm_shapes_of_a_step_count_the_known_flops():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.throughput import gemm_flops, step_gemms
+
+    # 784-1000-10, batch 64: forward + update 2 * 2*64*(784*1000 + 1000*10), deltas 2*64*10*1000
+    flops = gemm_flops(step_gemms((784, 1000, 10), "layerwise", 64))
+    assert flops == 2 * 2 * 64 * (784 * 1000 + 1000 * 10) + 2 * 64 * 10 * 1000
+    assert flops * 60000 / 64 == pytest.approx(191.7e9, rel=1e-3)  # ~190 GFLOP per epoch
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_memory_benchmark_writes_its_json(tmp_path, mnist):
+    out = tmp_path / "memory.json"
+    subprocess.run([sys.executable, "-m", "benchmarks.memory", "--quick", "--hidden", "32", "--out", str(out)],
+                   cwd=ROOT, check=True, timeout=900, capture_output=True)
+    result = json.loads(out.read_text())
+    for part in ("imports", "mnist", "run"):
+        assert result[part]["exit_code"] == 0 and result[part]["peak_rss_mib"] > 0
+    assert result["mnist"]["peak_rss_mib"] > result["imports"]["peak_rss_mib"]  # the uint8 data is resident
+
+
+@pytest.mark.dask
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_sweep_scaling_benchmark_writes_its_json(tmp_path, mnist):
+    pytest.importorskip("distributed")
+    out = tmp_path / "sweep.json"
+    subprocess.run([sys.executable, "-m", "benchmarks.sweep_scaling", "--quick", "--width", "8",
+                    "--train-subset", "200", "--out", str(out)],
+                   cwd=ROOT, check=True, timeout=900, capture_output=True)
+    result = json.loads(out.read_text())
+    assert result["runs"] == 8 and result["speedup"] > 0
+    for info in result["worker_blas_threads"].values():  # one BLAS thread per worker: no oversubscription
+        assert all(lib["num_threads"] == 1 for lib in info)
