@@ -94,7 +94,17 @@ def check_dask_cluster_sweep(out):
     assert len(rows) == 4 and all(0.5 < float(r[3]) <= 1 for r in rows)
 
 
+def check_brian2_feedback_alignment(out):
+    assert re.search(r"^Brian2 [\d.]+ \(numpy\): tau 10 ms, dt 2 ms, settling 150 ms per digit, 2000 digits$", out, re.M)
+    rows = re.findall(r"^\s*(\d+)\s+(\d\.\d{3}|-)\s+(\d+\.\d)\s+(\d+\.\d)$", out, re.M)
+    assert rows[0][0] == "0" and rows[-1][0] == "2000" and len(rows) == 11
+    assert 80 < float(rows[0][2]) < 100 and float(rows[-1][2]) < float(rows[0][2]) - 10
+    (acc,) = _numbers(r"^test accuracy (\d\.\d+)$", out)
+    assert 0.8 < acc <= 1.0 and re.search(r"^wrote brian2_fa\.png$", out, re.M)
+
+
 EXAMPLE_CHECKS = {
+    "brian2_feedback_alignment.py": (check_brian2_feedback_alignment, False),
     "quickstart.py": (check_quickstart, False),
     "custom_rule.py": (check_custom_rule, False),
     "sign_symmetry.py": (check_sign_symmetry, False),
