@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
+from test_security import free_port, wait_listening
 
 pytestmark = pytest.mark.browser
 
@@ -29,25 +29,6 @@ def _require(ok: bool, why: str) -> None:
     # Locally a missing browser is a skip; in CI it must be a failure, not a silent pass.
     if not ok:
         (pytest.fail if IN_CI else pytest.skip)(why)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_listening(port: int, proc, log, timeout: float = 60.0) -> None:
-    # A TCP probe, not an HTTP GET: a GET of the app builds a whole session.
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            pytest.fail(f"cortex-fa serve exited with {proc.returncode}:\n{log.read_text()}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    pytest.fail(f"cortex-fa serve did not listen within {timeout:.0f} s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +47,14 @@ def server(tmp_path_factory):
     study = make_study_dataset(rules=("bp", "fa"), depths=(1, 2), seeds=(0, 1), epochs=2)
     save_results(study, d / "study.nc")
     save_results(payload_run(), d / "payload.nc")
-    port, log = _free_port(), d / "server.log"
+    port, log = free_port(), d / "server.log"
     cmd = [sys.executable, "-m", "cortex_fa.cli", "serve", str(d / "study.nc"),
            str(d / "payload.nc"), "--port", str(port), "--no-show"]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}/"
-        _wait_listening(port, proc, log)
+        wait_listening(port, proc, log)
         yield {"url": url, "study": study}
     finally:
         proc.terminate()
