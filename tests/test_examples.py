@@ -7,7 +7,6 @@ printed tables, and that the printed numbers are in a sane range.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -19,14 +18,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 TIMEOUT = 600  # seconds; each example takes well under a minute on an idle 2-core machine
-
-
-def _has_sweep() -> bool:
-    try:
-        from cortex_fa import sweep
-    except ImportError:
-        return False
-    return hasattr(sweep, "run_sweep") and importlib.util.find_spec("distributed") is not None
 
 
 def _numbers(pattern: str, text: str) -> list[float]:
@@ -132,9 +123,7 @@ def _params():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", _params())
 def test_example(name, tmp_path):
-    check, needs_sweep = EXAMPLE_CHECKS[name]
-    if needs_sweep and not _has_sweep():
-        pytest.skip("cortex_fa.sweep.run_sweep or dask.distributed is not available")
+    check, _ = EXAMPLE_CHECKS[name]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
     proc = subprocess.run([sys.executable, str(EXAMPLES / name)], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
