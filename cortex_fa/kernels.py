@@ -201,15 +201,20 @@ def rule_deltas(rule, weights, state, e, y, pre, post, activations):
     return rule_deltas_into(rule, weights, state, e, y, pre, post, activations, out, scratch)
 
 
-def rule_deltas_into(rule, weights, state, e, y, pre, post, activations, out, scratch):
-    """:func:`rule_deltas` into ``out`` (``scratch`` holds f'); layer-wise and direct rules."""
+def rule_deltas_into(rule, weights, state, e, y, pre, post, activations, out, scratch, *, feedback=None):
+    """:func:`rule_deltas` into ``out`` (``scratch`` holds f'); layer-wise and direct rules.
+
+    ``feedback(l)``, if given, stands in for ``rule.feedback(weights, state, l)``
+    (the metrics pass it a per-step cache).
+    """
+    if feedback is None:
+        def feedback(l):
+            return rule.feedback(weights, state, l)
     if rule.pathway == "layerwise":
-        return layerwise_deltas_into(e, lambda l: rule.feedback(weights, state, l), pre, post, activations,
-                                     out, scratch)
+        return layerwise_deltas_into(e, feedback, pre, post, activations, out, scratch)
     if rule.pathway == "direct":
         signal = e if rule.signal == "error" else y * np.float32(-1.0 / y.shape[0])
-        return direct_deltas_into(e, signal, lambda l: rule.feedback(weights, state, l), pre, post, activations,
-                                  out, scratch)
+        return direct_deltas_into(e, signal, feedback, pre, post, activations, out, scratch)
     return readout_only_deltas(e, pre)
 
 

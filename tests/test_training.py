@@ -29,9 +29,10 @@ def test_run_dataset_schema(tiny_data):
         assert ds[name].attrs["units"] == "degree" and ds[name].dims == ("step", "layer")
     assert ds.wall_time.attrs["units"] == "s"
     assert np.isnan(ds.weight_alignment.sel(layer=1)).all()  # B_1 is never used: NaN, not 90
-    # test metrics at step 0 and epoch ends only; training metrics from step 1
-    assert np.isfinite(ds.test_accuracy.sel(step=[0, 12, 24])).all()
-    assert np.isnan(ds.test_accuracy.sel(step=[1, 2, 4, 8])).all()
+    # test metrics at epoch ends only (step 0 would only show chance); training metrics from step 1
+    assert np.isfinite(ds.test_accuracy.sel(step=[12, 24])).all()
+    assert np.isnan(ds.test_accuracy.sel(step=[0, 1, 2, 4, 8])).all()
+    assert np.isfinite(ds.delta_alignment.sel(step=0)).all()  # alignment is measured before any update
     assert np.isnan(ds.train_loss.sel(step=0)) and np.isfinite(ds.train_loss.sel(step=1))
     assert (ds.wall_time.diff("step") >= 0).all()
     for key in ("Conventions", "title", "cortex_fa_version", "config", "rule", "seed", "backend",
@@ -63,12 +64,12 @@ def test_divergence_is_marked_and_keeps_metrics(tiny_data):
     ds = train(rule="fa", hidden=(32,), activation="relu", epochs=3, batch_size=50, lr=1e3, data=tiny_data, progress=False)
     assert ds.attrs["status"] == "diverged"
     assert "diverged_at_step" in ds.attrs
-    assert ds.sizes["step"] >= 1 and np.isfinite(ds.test_accuracy.isel(step=0))
+    assert ds.sizes["step"] >= 1 and np.isfinite(ds.delta_alignment.isel(step=0)).all()  # logged rows kept
     assert ds.step.values.max() < 36  # stopped before the end of the 3 epochs
 
 
 @pytest.mark.parametrize("options", [
-    dict(optimizer="adam", lr=1e-3),
+    dict(optimizer="adam", lr=3e-3),  # 1e-3 is too slow for 90 steps: 0.30-0.63 over seeds 0-2
     dict(momentum=0.9, lr=0.01, weight_decay=1e-4),
     dict(loss="mse", output_activation="sigmoid", lr=0.5),
     dict(lr_schedule="cosine"),
@@ -79,8 +80,9 @@ def test_divergence_is_marked_and_keeps_metrics(tiny_data):
 def test_options_learn(options, tiny_data):
     base = dict(rule="fa", hidden=(32,), epochs=3, batch_size=20, lr=0.05)
     ds = train(**{**base, **options}, data=tiny_data, progress=False)
-    acc = ds.test_accuracy.dropna("step")
-    assert float(acc[-1]) > 0.5 > float(acc[0]) - 0.3, options
+    acc, loss = ds.test_accuracy.dropna("step"), ds.train_loss.dropna("step")
+    assert float(acc[-1]) > 0.5, options  # chance is 0.1
+    assert float(loss[-1]) < 0.8 * float(loss[0]), options  # the running loss fell from the first batch on
 
 
 def test_train_subset_and_probe(tiny_data):
