@@ -144,7 +144,12 @@ def gemm_flops(gemms) -> int:
 
 
 class GemmWorkload:
-    """Only the GEMMs of a training step, into preallocated outputs: the BLAS limit at these shapes."""
+    """Only the GEMMs of a training step, into preallocated outputs: the BLAS limit at these shapes.
+
+    Through :func:`cortex_fa.kernels.gemm`, i.e. the very BLAS library (and
+    thread pool) the engine uses: numpy's ``matmul`` would time another
+    OpenBLAS build, whose threads also spin into the next candidate's turn.
+    """
 
     def __init__(self, gemms, batch_size, dtype=np.float32, seed=0):
         rng = np.random.default_rng(seed)
@@ -156,22 +161,26 @@ class GemmWorkload:
         self.bs = batch_size
 
     def batches(self, nb):
+        from cortex_fa.kernels import gemm
+
         for _ in range(nb):
             for a, b, c in self.ops:
-                np.matmul(a, b, out=c)
+                gemm(a, b, c)
         return nb * self.bs
 
 
 def square_sgemm_gflops(size=2048, reps=5) -> float:
     """Median GFLOP/s of one large square SGEMM (the BLAS's best case, for context)."""
+    from cortex_fa.kernels import gemm
+
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((size, size), np.float32), rng.standard_normal((size, size), np.float32)
     c = np.empty_like(a)
-    np.matmul(a, b, out=c)
+    gemm(a, b, c)
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        np.matmul(a, b, out=c)
+        gemm(a, b, c)
         times.append(time.perf_counter() - t0)
     return 2 * size**3 / statistics.median(times) / 1e9
 

@@ -162,8 +162,8 @@ class Probe:
 
     so the first column's ``update_alignment`` and ``grad_norm`` come from
     the :math:`k \\times n_1` products :math:`R\\delta_1` instead of the
-    :math:`n_0 \\times n_1` updates (a 256-image probe of 784 pixels: a third
-    of the FLOPs). Both products are rounded alike, so identical deltas still
+    :math:`n_0 \\times n_1` updates (a 256-image probe of 784 pixels: a sixth
+    of the FLOPs, R being triangular). Both products are rounded alike, so identical deltas still
     give exactly 0 degrees. Deeper columns, whose inputs change, use
     :math:`h_{l-1}^T \\delta_l` directly.
     """

@@ -184,6 +184,8 @@ def validate(ds: xr.Dataset, source="dataset") -> xr.Dataset:
             raise ResultsError(f"{source}: variable {name} holds {ds[name].dtype} values; expected numbers")
         if name in ds and name in PER_LAYER and not {"step", "layer"} <= set(ds[name].dims):
             raise ResultsError(f"{source}: variable {name} has dims {ds[name].dims}; expected step and layer")
+    if set(ds.dims) - {"step", "layer"} and "status" not in ds:  # a study: one status per run
+        raise ResultsError(f"{source} is a study without its 'status' variable (ok/diverged/missing per run)")
     if "config" in ds.attrs:
         try:
             json.loads(ds.attrs["config"])

@@ -80,7 +80,9 @@ class SweepSpec:
                 _check_size(self.width, depth, cell.get("max_parameters", DEFAULT_MAX_PARAMETERS))
                 out.append(RunConfig.from_dict({**cell, "hidden": (self.width,) * depth}))
             except ConfigError as exc:
-                where = " ".join(f"{k}={v}" for k, v in (("rule", rule), ("depth", depth), *zip(names, values)))
+                # repr for text with a newline or other control character: the error stays one line
+                where = " ".join(f"{k}={v!r}" if isinstance(v, str) and not v.isprintable() else f"{k}={v}"
+                                 for k, v in (("rule", rule), ("depth", depth), *zip(names, values)))
                 raise ConfigError(f"sweep cell {where}: {exc}") from None
         return out
 
@@ -216,15 +218,56 @@ def _cost(cfg: RunConfig) -> float:
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * cfg.epochs * (cfg.train_subset or 60000)
 
 
-def connect(scheduler=None, workers=None, n_tasks=None):
+def load_preloads(items) -> list[str]:
+    """Import user code that registers rules, here and (via :func:`connect`) in every worker.
+
+    Each item is a ``.py`` file or an importable module name. It is run in
+    this process first, because building a :class:`SweepSpec` validates the
+    rule names. Returns what the workers should preload (files as absolute
+    paths, since a worker's working directory is its own).
+    """
+    import importlib
+    import runpy
+
+    targets = []
+    for item in items or ():
+        text = str(item)
+        try:
+            if text.endswith(".py"):
+                path = Path(text).resolve()
+                if not path.is_file():
+                    raise ConfigError(f"--preload {text}: no such file; expected a .py file or an importable module name")
+                runpy.run_path(str(path), run_name=f"cortex_fa_preload_{path.stem}")
+                targets.append(str(path))
+            else:
+                importlib.import_module(text)
+                targets.append(text)
+        except CortexFAError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - user code: report it in one line, whatever it raised
+            detail = (str(exc).splitlines() or [""])[0][:200]
+            raise ConfigError(f"--preload {text}: {type(exc).__name__}: {detail}") from None
+    return targets
+
+
+def check_preload(scheduler, preload) -> None:
+    """Refuse ``preload`` with an existing cluster: its workers are started by the user."""
+    if scheduler and preload:
+        raise ConfigError("--preload starts code in workers of the local cluster only; start your own workers "
+                          f"with 'dask worker {scheduler} --preload FILE' instead")
+
+
+def connect(scheduler=None, workers=None, n_tasks=None, preload=()):
     """A Dask ``Client``: to ``scheduler`` if given, else to a new LocalCluster.
 
     The local cluster has one single-threaded worker process per core (or
-    ``workers``), each with one BLAS thread, so cores are not oversubscribed.
+    ``workers``), each with one BLAS thread, so cores are not oversubscribed;
+    every worker imports ``preload`` (see :func:`load_preloads`) when it starts.
     """
     import dask
     from distributed import Client, LocalCluster
 
+    check_preload(scheduler, preload)
     if scheduler:
         check_address(scheduler)
         # Built in two steps so a Client whose __init__ failed can still be closed here; left
@@ -252,8 +295,9 @@ def connect(scheduler=None, workers=None, n_tasks=None):
     saved = {k: os.environ.get(k) for k in BLAS_ENV}
     os.environ.update(BLAS_ENV)
     try:
+        extra = {"preload": list(preload)} if preload else {}
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=BLAS_ENV,
-                               dashboard_address=":0", silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.ERROR, **extra)
     finally:
         for key, value in saved.items():
             if value is None:
@@ -264,7 +308,7 @@ def connect(scheduler=None, workers=None, n_tasks=None):
 
 
 def run_sweep(spec: SweepSpec, out, *, run_dir=None, workers=None, scheduler=None, data_dir=None,
-              progress: bool = True, retries: int = 2, announce=None):
+              progress: bool = True, retries: int = 2, announce=None, preload=()):
     """Run (or resume) a sweep on Dask and write the combined study to ``out``.
 
     Parameters
@@ -286,6 +330,10 @@ def run_sweep(spec: SweepSpec, out, *, run_dir=None, workers=None, scheduler=Non
         Times Dask reruns a task that failed (for instance on a lost worker).
     announce : callable, optional
         Called as ``announce(n_runs, n_todo, run_dir)`` once the run dir is checked.
+    preload : sequence of str, optional
+        Files or modules every local worker imports first, e.g. the module
+        that registers a custom rule (already imported here; see
+        :func:`load_preloads`).
 
     Returns
     -------
@@ -309,7 +357,7 @@ def run_sweep(spec: SweepSpec, out, *, run_dir=None, workers=None, scheduler=Non
     if announce is not None:
         announce(len(configs), len(todo), run_dir)
     if todo:
-        client = connect(scheduler, workers, len(todo))  # before writing anything
+        client = connect(scheduler, workers, len(todo), preload=preload)  # before writing anything
         try:
             _write_manifest(run_dir, manifest)
             study.clean_temporaries(run_dir)

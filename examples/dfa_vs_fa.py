@@ -36,7 +36,8 @@ def main(argv=None) -> int:
     runs = [cfa.train(base.replace(rule=rule), data, progress=False) for rule in RULES]
     study = combine_runs(runs).squeeze(["depth", "seed"])
 
-    ends = study.step.values[np.isfinite(study.test_accuracy.sel(rule="bp").values)][1:]
+    steps = study.step.values
+    ends = steps[np.isfinite(study.test_accuracy.sel(rule="bp").values) & (steps > 0)]  # the epoch ends
     print(f"depth {args.depth}  width 240  images {base.train_subset or 60000}  epochs {base.epochs}")
     print("test accuracy after each epoch")
     print(f"{'rule':<5} " + " ".join(f"{'ep ' + str(i + 1):>7}" for i in range(len(ends))))

@@ -175,3 +175,24 @@ def test_report_cli_prints_and_writes_tables(tmp_path, capsys):
     breaking = (tmp_path / "study.breaking_depth.csv").read_text().splitlines()
     assert breaking[0] == "rule,breaking_depth" and breaking[2] == "fa,3.0" and breaking[1] == "bp,"
     assert (tmp_path / "study.epochs_to_0.95.csv").exists() and (tmp_path / "study.gradient_flow.csv").exists()
+
+
+def test_report_leaves_out_angles_that_are_zero_by_construction():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from factories import make_study_dataset
+
+    from cortex_fa.cli.report import build_tables
+
+    study = make_study_dataset(rules=("bp", "fa"), depths=(1, 2), seeds=(0, 1))
+    study["delta_alignment"] = study.delta_alignment.where(study.layer != study.depth + 1, 0.0)  # readout: e itself
+    tables = {t.name: t for t in build_tables(study)}
+    below = tables["delta_alignment_below_60"]
+    rules = below.text.index.get_level_values("rule")
+    assert "bp" not in rules and "fa" in rules  # bp is 0 degrees throughout: no row
+    for depth in (1, 2):
+        row = below.text.loc[("fa", depth)]
+        assert row[f"layer {depth + 1}"] == ""  # the readout's delta angle: blank, not "0.00"
+        assert row["layer 1"] != ""

@@ -130,6 +130,9 @@ TEXT_INPUTS = {
                                '[sweep]\nrules = ["bp"]\nwidth = 16\n'
                                '[published]\ndepth = 1\n[published.test_error]\nbp = "low"\n'),
     "preset_empty_rules.toml": "[sweep]\nrules = []\n",
+    # user code handed to --preload
+    "raises.py": "raise RuntimeError('broken rule module')\n",
+    "syntax.py": "def f(:\n",
 }
 
 
@@ -246,6 +249,15 @@ CASES = [
     case("sweep-width-huge", sweep("--rules", "bp", "--width", "100000"), expect=["max_parameters"]),
     case("sweep-workers-zero", sweep("--rules", "bp", "--workers", "0"), expect=["--workers"]),
     case("sweep-scheduler-malformed", sweep("--rules", "bp", "--scheduler", "notaurl"), expect=["--scheduler", "notaurl"]),
+    case("sweep-preload-missing-file", sweep("--rules", "bp", "--preload", "nope.py"), expect=["--preload", "nope.py", "no such file"]),
+    case("sweep-preload-missing-module", sweep("--rules", "bp", "--preload", "no_such_module_xyz"),
+         expect=["--preload", "no_such_module_xyz", "ModuleNotFoundError"]),
+    case("sweep-preload-raises", sweep("--rules", "bp", "--preload", "raises.py"), needs=["raises.py"],
+         expect=["--preload", "RuntimeError", "broken rule module"]),
+    case("sweep-preload-syntax-error", sweep("--rules", "bp", "--preload", "syntax.py"), needs=["syntax.py"],
+         expect=["--preload", "SyntaxError"]),
+    case("sweep-preload-with-scheduler", sweep("--rules", "bp", "--preload", "raises.py", "--scheduler", "tcp://127.0.0.1:9"),
+         needs=["raises.py"], expect=["--preload", "dask worker"]),
     case("sweep-out-not-nc", sweep("--rules", "bp", "--out", "s.txt"), expect=["--out s.txt", ".nc"]),
     case("sweep-toml-rules-empty", ["sweep", "--config", "rules_empty.toml"], needs=["rules_empty.toml"], expect=["rules", "empty"]),
     case("sweep-toml-key-typo", ["sweep", "--config", "sweep_key_typo.toml"], needs=["sweep_key_typo.toml"],
@@ -389,10 +401,7 @@ API_CASES = [
     ("combine-foreign", lambda tmp: _combine_foreign(), ResultsError, ["config"]),
     ("load_mnist-garbage", lambda tmp: _mnist_garbage(tmp), DataError, ["train-images-idx3-ubyte"]),
 ]
-API_BUGS = {
-    "open_results-study-without-status": "results.validate accepts a study without its per-run 'status' variable; "
-                                         "report crashes on it later (KeyError)",
-}
+API_BUGS: dict = {}  # id -> reason, for a known bug kept as a strict xfail
 
 
 def _sweep(table):

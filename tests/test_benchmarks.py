@@ -18,11 +18,16 @@ TINY = ["--data", "synthetic", "--hidden", "16", "--rounds", "1", "--batches", "
         "--widths", "8", "--depths", "1", "--threads", "1"]
 
 
-def _throughput(tmp_path, *extra):
-    out = tmp_path / "throughput.json"
-    subprocess.run([sys.executable, "-m", "benchmarks.throughput", *TINY, *extra, "--out", str(out)],
-                   cwd=ROOT, check=True, timeout=600, capture_output=True)
+def _benchmark(tmp_path, module, *args, timeout=900):
+    """Run ``python -m benchmarks.<module> ARGS --out FILE`` from the repository root; return its JSON."""
+    out = tmp_path / f"{module}.json"
+    subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args, "--out", str(out)],
+                   cwd=ROOT, check=True, timeout=timeout, capture_output=True)
     return json.loads(out.read_text())
+
+
+def _throughput(tmp_path, *extra):
+    return _benchmark(tmp_path, "throughput", *TINY, *extra, timeout=600)
 
 
 def test_throughput_benchmark_writes_its_json(tmp_path):
@@ -74,10 +79,7 @@ def test_gemm_shapes_of_a_step_count_the_known_flops():
 @pytest.mark.mnist
 @pytest.mark.slow
 def test_memory_benchmark_writes_its_json(tmp_path, mnist):
-    out = tmp_path / "memory.json"
-    subprocess.run([sys.executable, "-m", "benchmarks.memory", "--quick", "--hidden", "32", "--out", str(out)],
-                   cwd=ROOT, check=True, timeout=900, capture_output=True)
-    result = json.loads(out.read_text())
+    result = _benchmark(tmp_path, "memory", "--quick", "--hidden", "32")
     for part in ("imports", "mnist", "run"):
         assert result[part]["exit_code"] == 0 and result[part]["peak_rss_mib"] > 0
     assert result["mnist"]["peak_rss_mib"] > result["imports"]["peak_rss_mib"]  # the uint8 data is resident
@@ -88,11 +90,18 @@ def test_memory_benchmark_writes_its_json(tmp_path, mnist):
 @pytest.mark.slow
 def test_sweep_scaling_benchmark_writes_its_json(tmp_path, mnist):
     pytest.importorskip("distributed")
-    out = tmp_path / "sweep.json"
-    subprocess.run([sys.executable, "-m", "benchmarks.sweep_scaling", "--quick", "--width", "8",
-                    "--train-subset", "200", "--out", str(out)],
-                   cwd=ROOT, check=True, timeout=900, capture_output=True)
-    result = json.loads(out.read_text())
+    result = _benchmark(tmp_path, "sweep_scaling", "--quick", "--width", "8", "--train-subset", "200")
     assert result["runs"] == 8 and result["speedup"] > 0
     for info in result["worker_blas_threads"].values():  # one BLAS thread per worker: no oversubscription
         assert all(lib["num_threads"] == 1 for lib in info)
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_probe_size_benchmark_writes_its_json(tmp_path, mnist):
+    rows = _benchmark(tmp_path, "probe_size", "--quick", "--draws", "3")["rows"]
+    assert [r["probe_size"] for r in rows] == [64, 128, 256, 500, 1000]
+    for r in rows:
+        sd, mean = r["sd_deg"]["delta_alignment"], r["mean_deg"]["delta_alignment"]
+        assert all(0 < s < 10 for s in sd[:3]) and sd[3] == 0  # hidden columns scatter; the readout is exact
+        assert all(30 < m < 95 for m in mean[:3]) and r["ms_per_evaluation"] > 0

@@ -298,6 +298,7 @@ PATTERNS = {
     "shell=True": r"shell\s*=\s*True",
     "os.system": r"\bos\.(system|popen)\s*\(",
     "import_module": r"\bimport_module\s*\(|\b__import__\s*\(",
+    "runpy": r"\brunpy\.run_(path|module)\s*\(",
     "joblib/torch load": r"\b(joblib|torch)\.load\s*\(",
 }
 # (file relative to the package, pattern name) -> why this hit is safe. Keep it short and true:
@@ -307,6 +308,10 @@ ALLOWED = {
     ("viz/data.py", "import_module"): "imports the constant 'cortex_fa.analysis'",
     ("backends/__init__.py", "import_module"): "module path from the backend registry; the name is validated "
                                                "against config.BACKENDS first",
+    # sweep --preload: the local user names their own code to run, exactly as with `python my_rules.py`;
+    # only the command line reaches it (no route of the app server does), and --scheduler refuses it
+    ("sweep.py", "import_module"): "cortex-fa sweep --preload MODULE: the user's own module, by design",
+    ("sweep.py", "runpy"): "cortex-fa sweep --preload FILE.py: the user's own file, by design",
 }
 
 

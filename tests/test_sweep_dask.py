@@ -180,3 +180,39 @@ def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot connect to the Dask scheduler" in err[0]
     assert list(tmp_path.iterdir()) == []
+
+
+RULE_FILE = '''
+from cortex_fa.rules import register
+from cortex_fa.rules.feedback_alignment import FeedbackAlignment
+
+
+@register
+class HalfFA(FeedbackAlignment):
+    """FA with the feedback halved: same angles, half the hidden deltas."""
+
+    name = "half_fa_test"
+    summary = "test rule"
+
+    def feedback(self, weights, state, layer):
+        return 0.5 * state["B"][layer]
+'''
+
+
+@pytest.mark.mnist
+def test_preload_runs_a_custom_rule_in_local_workers(tmp_path):
+    """A rule defined only in a user's file trains in worker processes (subprocess: keeps our registry clean)."""
+    (tmp_path / "my_rule.py").write_text(RULE_FILE)
+    cmd = [sys.executable, "-m", "cortex_fa.cli", "sweep", "--rules", "fa,half_fa_test", "--depths", "1",
+           "--width", "16", "--train-subset", "300", "--epochs", "1", "--probe-size", "50", "--workers", "2",
+           "--preload", "my_rule.py", "--quiet", "--out", "s.nc"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    study = open_results(tmp_path / "s.nc")
+    assert list(study.rule.values) == ["fa", "half_fa_test"] and (study.status == "ok").all()
+    at_start = study.isel(step=0, depth=0, seed=0).sel(layer=1)
+    # same seed, same B drawn: the halved feedback gives the same angle and exactly half the delta
+    np.testing.assert_allclose(at_start.delta_norm.sel(rule="half_fa_test"), 0.5 * at_start.delta_norm.sel(rule="fa"),
+                               rtol=1e-5)
+    np.testing.assert_allclose(at_start.delta_alignment.sel(rule="half_fa_test"),
+                               at_start.delta_alignment.sel(rule="fa"), atol=1e-3)

@@ -128,12 +128,14 @@ def _code_object_class(target: str):
 def _fixed_feedback(rule, weights, state, layer) -> bool:
     """True if the rule's feedback matrix never changes (FA, DFA, DRTP).
 
-    A rule without feedback plasticity whose ``feedback`` returns one stored
-    array (the same object on every call) cannot change it; anything computed
-    from W (BP, uSF, frSF) is a new object per call.
+    Feedback computed from W (``rule.reads_weights``: BP, uSF, frSF) or
+    changed by feedback plasticity is not; for a rule that does not say, one
+    stored array returned on every call is taken as fixed.
     """
-    if type(rule).after_update is not LearningRule.after_update:
+    if type(rule).after_update is not LearningRule.after_update or rule.reads_weights:
         return False
+    if rule.reads_weights is False:
+        return True
     return rule.feedback(weights, state, layer) is rule.feedback(weights, state, layer)
 
 

@@ -62,6 +62,17 @@ def _wide(da, col: str, spec: str, name: str, title: str, *, over: str | None = 
     return Table(name, title, text, frame)
 
 
+def _without(table: Table, mask) -> Table:
+    """Blank the cells of a :func:`_wide` table where ``mask`` (same dims) holds; drop all-blank rows."""
+    rows = [d for d in mask.dims if d != "layer"]
+    hide = mask.transpose(*rows, "layer").to_dataframe(name="m")["m"].unstack("layer")
+    hide.columns = [f"layer {c}" for c in hide.columns]
+    hide = hide.reindex(index=table.text.index, columns=table.text.columns).fillna(False).astype(bool)
+    keep = ~hide.all(axis=1)
+    text, data = table.text.mask(hide, ""), table.data.mask(hide)
+    return Table(table.name, table.title, text[keep], data[keep])
+
+
 def _interval(summary, kind: str, col: str, name: str, title: str) -> Table:
     mean, lo, hi = (summary[f"{kind}_{k}"] for k in ("mean", "lo", "hi"))
     rows = [d for d in mean.dims if d != col]
@@ -114,9 +125,16 @@ def build_tables(study, *, margin=0.5, reference="bp", metric="final") -> list[T
     for var in ("delta_alignment", "weight_alignment"):
         al = analysis.alignment_summary(study, var)
         tables.append(_wide(al.final.mean("seed"), "layer", ".1f", f"{var}_final", f"{var} at the end (degrees), per layer"))
+        # bp's angles and every readout's delta angle are 0 by construction, and layers that a
+        # depth lacks (or layer 1's weight angle) are never measured: blank cells, not news
+        top = study[var].max("step")
+        trivial = ((top < 1e-3) | top.isnull()).all("seed")  # 0 up to the rounding of arccos near 1
         for angle in al.angle.values:
-            tables.append(_wide(al.epochs_below.sel(angle=angle), "layer", ".2f", f"{var}_below_{angle:g}",
-                                f"Epoch at which {var} first falls below {angle:g} degrees", over="seed"))
+            tables.append(_without(_wide(al.epochs_below.sel(angle=angle), "layer", ".2f", f"{var}_below_{angle:g}",
+                                         f"Epoch at which {var} first falls below {angle:g} degrees "
+                                         "('-': never; blank: 0 degrees throughout, as bp and the readout's "
+                                         "delta, or not measured)",
+                                         over="seed"), trivial))
     tables.append(_wide(analysis.gradient_flow(study).mean("seed"), "layer", ".3g", "gradient_flow",
                         "Gradient flow: delta_norm per layer / delta_norm of the readout, at the end"))
     return tables
@@ -170,9 +188,6 @@ def main(args) -> int:
     study = open_results(args.path)
     if "rule" not in study.dims:  # a single run: a study of one
         study = combine_runs([study])
-    if "status" not in study:
-        raise ResultsError(f"{args.path}: the study has no 'status' variable (ok/diverged/missing per run); "
-                           "is it a cortex_fa study file?")
     rules = [str(r) for r in study["rule"].values]
     # A rule asked for by name must exist (else its table would silently vanish); the default
     # bp may be absent (a study of fa runs only), and then there is no breaking-depth table.

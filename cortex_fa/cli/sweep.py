@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="study.nc", help="study file to write (default study.nc)")
     p.add_argument("--run-dir", help="directory of the per-run files (default: <out stem>.runs next to --out)")
     add_dask_options(p)
+    p.add_argument("--preload", action="append", default=[], metavar="FILE_OR_MODULE",
+                   help="a .py file or module to import first, here and in every local worker "
+                        "(e.g. one that registers a custom rule); repeatable")
     p.add_argument("--data-dir", help="MNIST directory as seen by the workers (default: their cache)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     add_run_options(p, skip=("rule", "hidden", "seed"))
@@ -192,8 +195,12 @@ def check_out(out: Path, run_dir=None) -> None:
 
 
 def main(args) -> int:
+    from cortex_fa.sweep import check_preload, load_preloads
+
     out = Path(args.out)
     check_out(out, args.run_dir)
+    check_preload(args.scheduler, args.preload)
+    args.preload = load_preloads(args.preload)  # before the spec: it validates the rule names
     spec = build_spec(args)
     return execute(spec, out, args)
 
@@ -213,7 +220,8 @@ def execute(spec, out: Path, args) -> int:
             print(f"sweep: {n} runs ({shape}); {n - todo} already in {run_dir}", file=sys.stderr)
 
     ds, failures = run_sweep(spec, out, run_dir=args.run_dir, workers=args.workers, scheduler=args.scheduler,
-                             data_dir=getattr(args, "data_dir", None), progress=not quiet, announce=announce)
+                             data_dir=getattr(args, "data_dir", None), progress=not quiet, announce=announce,
+                             preload=getattr(args, "preload", ()))
     if not quiet:
         from cortex_fa.cli.report import summary_table
 

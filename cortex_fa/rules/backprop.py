@@ -12,6 +12,7 @@ class Backprop(LearningRule):
     """
 
     name = "bp"
+    reads_weights = True
     pathway = "layerwise"
     summary = "backpropagation (feedback = W^T, weight transport)"
 

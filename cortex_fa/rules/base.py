@@ -45,6 +45,11 @@ class LearningRule:
         What a direct rule projects: the output error or the (negated) target.
     defaults : dict
         Allowed rule parameters (``rule_params``) and their default values.
+    reads_weights : bool or None
+        Whether :meth:`feedback` is computed from the forward weights (BP,
+        the sign-symmetric family), so that it changes whenever W does.
+        ``None`` (unknown): backends assume it does unless ``feedback``
+        returns the same stored array on every call.
     """
 
     name: ClassVar[str] = ""
@@ -52,6 +57,7 @@ class LearningRule:
     signal: ClassVar[str] = "error"
     summary: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    reads_weights: ClassVar[bool | None] = None
 
     def __init__(self, **params):
         for key in params:

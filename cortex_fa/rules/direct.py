@@ -15,6 +15,7 @@ class DirectFeedbackAlignment(LearningRule):
     """
 
     name = "dfa"
+    reads_weights = False
     pathway = "direct"
     signal = "error"
     summary = "direct feedback alignment (output error -> every column)"
@@ -43,5 +44,6 @@ class DirectRandomTargetProjection(DirectFeedbackAlignment):
     """
 
     name = "drtp"
+    reads_weights = False
     signal = "target"
     summary = "direct random target projection (target -> every column)"

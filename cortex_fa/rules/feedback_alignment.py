@@ -19,6 +19,7 @@ class FeedbackAlignment(LearningRule):
     """
 
     name = "fa"
+    reads_weights = False
     summary = "feedback alignment (fixed random B)"
 
     def init_state(self, network, rng):
@@ -46,6 +47,7 @@ class KolenPollack(FeedbackAlignment):
     """
 
     name = "kp"
+    reads_weights = False
     summary = "Kolen-Pollack (B gets W^T's update and decay)"
     defaults = {"decay": 0.0}
 

@@ -22,10 +22,27 @@ from cortex_fa import init as initializers
 from cortex_fa.rules.base import LearningRule, feedback_projections
 
 
+def _signed(weights, state, layer, magnitude):
+    """:math:`\\operatorname{sign}(W_l^T) \\odot M` into a buffer kept in ``state`` (reused every step).
+
+    W changes every step, so B is rebuilt every step; the buffer saves two
+    W-sized temporaries (and their page faults) per layer and step. The
+    array returned is overwritten by the next call for this layer.
+    """
+    Wt = weights[layer - 1].T
+    buffers = state.setdefault("buffers", {})
+    buf = buffers.get(layer)
+    if buf is None or buf.shape != Wt.shape or buf.dtype != Wt.dtype:
+        buf = buffers[layer] = np.empty(Wt.shape, Wt.dtype)
+    np.sign(Wt, out=buf)
+    return np.multiply(buf, magnitude, out=buf)
+
+
 class UniformSignFeedback(LearningRule):
     """uSF: :math:`B_l = \\operatorname{sign}(W_l^T) \\cdot E|r|`."""
 
     name = "usf"
+    reads_weights = True
     summary = "uniform sign-concordant feedback (sign(W^T) x constant)"
 
     def init_state(self, network, rng):
@@ -36,20 +53,21 @@ class UniformSignFeedback(LearningRule):
         return {"scale": scale}
 
     def feedback(self, weights, state, layer):
-        return np.sign(weights[layer - 1].T) * state["scale"][layer]
+        return _signed(weights, state, layer, state["scale"][layer])
 
 
 class FixedRandomMagnitudeSignFeedback(LearningRule):
     """frSF: :math:`B_l = \\operatorname{sign}(W_l^T) \\odot |R_l|`, R fixed."""
 
     name = "frsf"
+    reads_weights = True
     summary = "sign-concordant feedback with fixed random magnitudes"
 
     def init_state(self, network, rng):
         return {"magnitude": self.draw_feedback(network, rng, magnitude_only=True)}
 
     def feedback(self, weights, state, layer):
-        return np.sign(weights[layer - 1].T) * state["magnitude"][layer]
+        return _signed(weights, state, layer, state["magnitude"][layer])
 
 
 class BatchRandomMagnitudeSignFeedback(FixedRandomMagnitudeSignFeedback):
