@@ -44,7 +44,7 @@ def worker_blas(workers: int):
         client.run(lambda: __import__("cortex_fa.kernels"))
         return client.run(_worker_threads)
     finally:
-        sweep._close(client)
+        sweep.close(client)
 
 
 def main(argv=None) -> int:

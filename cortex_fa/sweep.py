@@ -15,11 +15,10 @@ import contextlib
 import dataclasses
 import glob
 import itertools
-import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cortex_fa.cluster import check_address, close, connect
 from cortex_fa.config import DEFAULT_MAX_PARAMETERS, RunConfig
 from cortex_fa.errors import ConfigError, CortexFAError, did_you_mean
 
@@ -28,8 +27,6 @@ _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 # Far beyond any trainable depth; only there so a typo like 10000000000 cannot allocate
 # a (width,) * depth tuple of that length.
 MAX_DEPTH = 10_000
-# Schemes distributed can connect to; an address is SCHEME://HOST:PORT (or HOST:PORT, meaning tcp).
-SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
 
 
 @dataclass(frozen=True)
@@ -154,29 +151,8 @@ def _check_size(width, depth, limit) -> None:
         raise ConfigError(f"depth {depth} is more than {MAX_DEPTH:,} hidden columns")
 
 
-def check_address(scheduler: str) -> None:
-    """Refuse a malformed scheduler address before a Client is made (it would only time out)."""
-    from distributed.comm.addressing import parse_address, parse_host_port
-
-    text = str(scheduler)
-    try:
-        scheme, loc = parse_address(text, strict=False)
-        if scheme not in SCHEMES:
-            raise ValueError(scheme)
-        if scheme != "inproc":
-            host, port = parse_host_port(loc)
-            if not host or not port:
-                raise ValueError(loc)
-    except (ValueError, TypeError):
-        raise ConfigError(f"--scheduler {text!r} is not a Dask scheduler address; expected tcp://HOST:PORT "
-                          f"(schemes: {', '.join(SCHEMES)})") from None
-
-
 # -- execution on Dask ----------------------------------------------------------------
 
-# One BLAS thread per single-threaded worker process, set before numpy loads there.
-BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-CONNECT_TIMEOUT = 5.0
 _DATA = {}  # per worker process: data_dir -> MNIST, loaded once
 
 
@@ -218,95 +194,6 @@ def _cost(cfg: RunConfig) -> float:
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * cfg.epochs * (cfg.train_subset or 60000)
 
 
-def load_preloads(items) -> list[str]:
-    """Import user code that registers rules, here and (via :func:`connect`) in every worker.
-
-    Each item is a ``.py`` file or an importable module name. It is run in
-    this process first, because building a :class:`SweepSpec` validates the
-    rule names. Returns what the workers should preload (files as absolute
-    paths, since a worker's working directory is its own).
-    """
-    import importlib
-    import runpy
-
-    targets = []
-    for item in items or ():
-        text = str(item)
-        try:
-            if text.endswith(".py"):
-                path = Path(text).resolve()
-                if not path.is_file():
-                    raise ConfigError(f"--preload {text}: no such file; expected a .py file or an importable module name")
-                runpy.run_path(str(path), run_name=f"cortex_fa_preload_{path.stem}")
-                targets.append(str(path))
-            else:
-                importlib.import_module(text)
-                targets.append(text)
-        except CortexFAError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - user code: report it in one line, whatever it raised
-            detail = (str(exc).splitlines() or [""])[0][:200]
-            raise ConfigError(f"--preload {text}: {type(exc).__name__}: {detail}") from None
-    return targets
-
-
-def check_preload(scheduler, preload) -> None:
-    """Refuse ``preload`` with an existing cluster: its workers are started by the user."""
-    if scheduler and preload:
-        raise ConfigError("--preload starts code in workers of the local cluster only; start your own workers "
-                          f"with 'dask worker {scheduler} --preload FILE' instead")
-
-
-def connect(scheduler=None, workers=None, n_tasks=None, preload=()):
-    """A Dask ``Client``: to ``scheduler`` if given, else to a new LocalCluster.
-
-    The local cluster has one single-threaded worker process per core (or
-    ``workers``), each with one BLAS thread, so cores are not oversubscribed;
-    every worker imports ``preload`` (see :func:`load_preloads`) when it starts.
-    """
-    import dask
-    from distributed import Client, LocalCluster
-
-    check_preload(scheduler, preload)
-    if scheduler:
-        check_address(scheduler)
-        # Built in two steps so a Client whose __init__ failed can still be closed here; left
-        # to the garbage collector its __del__ prints a TimeoutError traceback seconds later.
-        client = Client.__new__(Client)
-        try:
-            with dask.config.set({"distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT}s"}):
-                client.__init__(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
-            with contextlib.suppress(Exception):
-                client.close(timeout=1)
-            first = (str(exc).splitlines() or [type(exc).__name__])[0][:150]
-            raise CortexFAError(f"cannot connect to the Dask scheduler at {scheduler} within "
-                                f"{CONNECT_TIMEOUT:.0f} s ({first}); is 'dask scheduler' running there?") from None
-        try:
-            client.wait_for_workers(1, timeout=60)
-        except TimeoutError:
-            client.close()
-            raise CortexFAError(f"the Dask scheduler at {scheduler} has no workers (start some with 'dask worker {scheduler}')") from None
-        return client
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    n = max(1, min(workers or cores, n_tasks or cores))
-    # The nanny copies these from os.environ into each worker before it starts (user values
-    # would win over Dask's config), so set them for the spawn and restore them after.
-    saved = {k: os.environ.get(k) for k in BLAS_ENV}
-    os.environ.update(BLAS_ENV)
-    try:
-        extra = {"preload": list(preload)} if preload else {}
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=BLAS_ENV,
-                               dashboard_address=":0", silence_logs=logging.ERROR, **extra)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return Client(cluster, set_as_default=False)
-
-
 def run_sweep(spec: SweepSpec, out, *, run_dir=None, workers=None, scheduler=None, data_dir=None,
               progress: bool = True, retries: int = 2, announce=None, preload=()):
     """Run (or resume) a sweep on Dask and write the combined study to ``out``.
@@ -333,7 +220,7 @@ def run_sweep(spec: SweepSpec, out, *, run_dir=None, workers=None, scheduler=Non
     preload : sequence of str, optional
         Files or modules every local worker imports first, e.g. the module
         that registers a custom rule (already imported here; see
-        :func:`load_preloads`).
+        :func:`cortex_fa.cluster.load_preloads`).
 
     Returns
     -------
@@ -364,7 +251,7 @@ def run_sweep(spec: SweepSpec, out, *, run_dir=None, workers=None, scheduler=Non
             failures = _execute(client, sorted(todo, key=_cost, reverse=True), run_dir, data_dir,
                                 len(configs), progress, retries)
         finally:
-            _close(client)
+            close(client)
     else:
         _write_manifest(run_dir, manifest)
     paths = [run_dir / f"{c.hash()}.nc" for c in configs]
@@ -416,10 +303,3 @@ def _execute(client, todo, run_dir, data_dir, total, progress, retries):
             bar.set_postfix_str(f"{cfg.rule} depth {cfg.depth} seed {cfg.seed}", refresh=False)
             bar.update(1)
     return failures
-
-
-def _close(client) -> None:
-    cluster = client.cluster if getattr(client, "cluster", None) is not None else None
-    client.close()
-    if cluster is not None:
-        cluster.close()

@@ -310,8 +310,8 @@ ALLOWED = {
                                                "against config.BACKENDS first",
     # sweep --preload: the local user names their own code to run, exactly as with `python my_rules.py`;
     # only the command line reaches it (no route of the app server does), and --scheduler refuses it
-    ("sweep.py", "import_module"): "cortex-fa sweep --preload MODULE: the user's own module, by design",
-    ("sweep.py", "runpy"): "cortex-fa sweep --preload FILE.py: the user's own file, by design",
+    ("cluster.py", "import_module"): "cortex-fa sweep --preload MODULE: the user's own module, by design",
+    ("cluster.py", "runpy"): "cortex-fa sweep --preload FILE.py: the user's own file, by design",
 }
 
 

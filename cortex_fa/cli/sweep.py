@@ -195,7 +195,7 @@ def check_out(out: Path, run_dir=None) -> None:
 
 
 def main(args) -> int:
-    from cortex_fa.sweep import check_preload, load_preloads
+    from cortex_fa.cluster import check_preload, load_preloads
 
     out = Path(args.out)
     check_out(out, args.run_dir)
