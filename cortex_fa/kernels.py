@@ -252,6 +252,9 @@ def gemm(a, b, out, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
     Otherwise the same arithmetic in numpy. ``beta = 0`` ignores ``out``'s
     old contents. Returns ``out``.
     """
+    if out.ndim == 2 and out.flags.f_contiguous and not out.flags.c_contiguous:
+        gemm(b.T, a.T, out.T, alpha, beta)  # out.T = B^T A^T is C-ordered: the same BLAS call
+        return out
     fn = _blas_gemm(a, b, out) if out.flags.c_contiguous and a.ndim == b.ndim == 2 else None
     if fn is None:
         if beta == 0.0:
@@ -289,6 +292,9 @@ def gemm_tn_into(c, a, b, alpha: float, beta: float) -> np.ndarray:
 
 def axpy_into(y, x, alpha: float) -> np.ndarray:
     """In place :math:`y \\leftarrow y + \\alpha x` for same-shape arrays (one BLAS ``axpy`` if contiguous)."""
+    if y.ndim == 2 and y.flags.f_contiguous and x.flags.f_contiguous and not y.flags.c_contiguous:
+        axpy_into(y.T, x.T, alpha)  # two column-major arrays: their C-ordered transposes
+        return y
     if y.dtype in (np.float32, np.float64) and x.dtype == y.dtype and y.flags.c_contiguous and x.flags.c_contiguous:
         axpy = _blas.daxpy if y.dtype == np.float64 else _blas.saxpy
         res = axpy(x.reshape(-1), y.reshape(-1), a=alpha)

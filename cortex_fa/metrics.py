@@ -40,8 +40,10 @@ def _dot64(a, b) -> float:
     :func:`cortex_fa.kernels.gemm` for the cores (a ``dot`` right after a
     GEMM took 2 ms instead of 0.1 ms).
     """
-    a = np.ascontiguousarray(a).reshape(-1)
-    b = a if b is None else np.ascontiguousarray(b).reshape(-1)
+    # flatten both in one order (a view when it is the arrays' own, e.g. column-major W)
+    order = "F" if a.flags.f_contiguous and (b is None or b.flags.f_contiguous) else "C"
+    a = np.ravel(a, order=order)
+    b = a if b is None else np.ravel(b, order=order)
     return float(np.einsum("i,i->", a, b, dtype=np.float64))
 
 

@@ -20,7 +20,10 @@ class SGD:
 
     def __init__(self, shapes, momentum: float = 0.0, dtype=np.float32):
         self.momentum = momentum
-        self.velocity = [np.zeros(s, dtype) for s in shapes] if momentum else None
+        # given the parameters themselves, each velocity takes its parameter's memory
+        # layout, so the fused update's GEMM and axpy run on like-ordered arrays
+        self.velocity = [np.zeros_like(s, dtype=dtype) if isinstance(s, np.ndarray) else np.zeros(s, dtype)
+                         for s in shapes] if momentum else None
 
     def steps(self, grads, lr: float):
         """Return increments; may overwrite ``grads`` (no copies in the hot loop)."""
@@ -88,10 +91,11 @@ class Adam:
         return out
 
 
-def make(name: str, shapes, momentum: float = 0.0):
+def make(name: str, params, momentum: float = 0.0):
+    """The optimiser ``name`` for ``params`` (arrays, or just their shapes)."""
     if name == "adam":
-        return Adam(shapes)
-    return SGD(shapes, momentum)
+        return Adam([np.shape(p) for p in params])
+    return SGD(params, momentum)
 
 
 def learning_rate(config, epoch: int, step: int, total_steps: int) -> float:

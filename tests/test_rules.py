@@ -71,7 +71,7 @@ def test_fa_with_transposed_feedback_equals_bp():
     _, bp = small_model("bp", hidden=(16, 12, 8), dtype=np.float32)
     for l in fa.state["B"]:
         fa.state["B"][l] = bp.weights[l - 1].T.copy()
-    fa.weights = [W.copy() for W in bp.weights]
+    fa.weights = [W.copy(order="K") for W in bp.weights]  # same layout, so the same rounding
     fa.biases = [b.copy() for b in bp.biases]
     x, y = batch(dtype=np.float32)
     labels = y.argmax(1)
