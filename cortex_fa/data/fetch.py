@@ -45,10 +45,12 @@ class RouteError(Exception):
     """One fetch route failed; the next one is tried."""
 
 
-def _expected(name: str) -> str:
-    from cortex_fa.data.mnist import SHA256  # the one table of digests (mnist imports this module)
+def _check_digest(dest: Path, actual: str, source: str) -> None:
+    """RouteError unless ``actual`` is the SHA-256 of ``dest.name`` in the one table of digests."""
+    from cortex_fa.data.mnist import SHA256, _mismatch  # imported late: mnist imports this module
 
-    return SHA256[name]
+    if actual != SHA256[dest.name]:
+        raise RouteError(f"{dest.name} from {source}: {_mismatch(dest, actual)}")
 
 def _one_line(text, limit: int = 200) -> str:
     text = " ".join(str(text).split())
@@ -94,9 +96,7 @@ def _write_verified(chunks, dest: Path, source: str, bar=None) -> None:
                     bar.update(len(chunk))
             out.flush()
             os.fsync(out.fileno())
-        if digest.hexdigest() != _expected(dest.name):
-            raise RouteError(f"{dest.name} from {source}: {dest} has SHA-256 {digest.hexdigest()}, "
-                             f"expected {_expected(dest.name)} (corrupted or truncated)")
+        _check_digest(dest, digest.hexdigest(), source)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
         os.replace(tmp, dest)
     except BaseException:
