@@ -4,6 +4,11 @@
 LocalCluster of single-threaded worker processes with one BLAS thread each
 (so that *n* workers use *n* cores, never more), optionally importing the
 user's own code in every worker first (:func:`load_preloads`).
+
+Security is Dask's own: a ``tls://`` scheduler is reached with the client
+certificate of Dask's configuration (:data:`TLS_KEYS`, from a Dask config file
+or ``DASK_DISTRIBUTED__COMM__TLS__*`` variables); :func:`check_address` refuses
+such an address in one line when that configuration is missing or broken.
 """
 
 from __future__ import annotations
@@ -20,10 +25,21 @@ SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
 # One BLAS thread per single-threaded worker process, set before numpy loads there.
 BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 CONNECT_TIMEOUT = 5.0
+# Dask's settings for a client on a tls:// cluster (read by distributed.Security).
+TLS_KEYS = ("distributed.comm.tls.ca-file", "distributed.comm.tls.client.cert", "distributed.comm.tls.client.key")
+REQUIRE_ENCRYPTION = "distributed.comm.require-encryption"
+
+
+def env_name(key: str) -> str:
+    """The environment variable Dask reads for config ``key``: ``DASK_DISTRIBUTED__COMM__TLS__CA_FILE``."""
+    return "DASK_" + key.upper().replace(".", "__").replace("-", "_")
 
 
 def check_address(scheduler: str) -> None:
     """Refuse a malformed scheduler address before a Client is made (it would only time out)."""
+    from cortex_fa.extras import require
+
+    require("dask", "a Dask scheduler address")
     from distributed.comm.addressing import parse_address, parse_host_port
 
     text = str(scheduler)
@@ -38,6 +54,55 @@ def check_address(scheduler: str) -> None:
     except (ValueError, TypeError):
         raise ConfigError(f"--scheduler {text!r} is not a Dask scheduler address; expected tcp://HOST:PORT "
                           f"(schemes: {', '.join(SCHEMES)})") from None
+    check_security(text, scheme)
+
+
+def check_security(scheduler: str, scheme: str) -> None:
+    """Refuse an address that Dask's TLS configuration cannot reach, before any connection.
+
+    Parameters
+    ----------
+    scheduler : str
+        The address as given, for the message.
+    scheme : str
+        Its scheme (``tls``, ``tcp``, ...).
+
+    Raises
+    ------
+    ConfigError
+        ``tls://`` without a CA file and client certificate in Dask's configuration (distributed
+        would fail with a TypeError traceback), with files that do not load, or a plain scheme
+        while Dask's configuration requires encryption.
+    """
+    import ssl
+
+    from cortex_fa.extras import require
+
+    require("dask", "a Dask scheduler address")
+    import dask
+    from distributed.security import Security
+
+    if scheme in ("tcp", "ws", "ucx") and dask.config.get(REQUIRE_ENCRYPTION, default=None):
+        raise ConfigError(f"--scheduler {scheduler}: Dask's {REQUIRE_ENCRYPTION} is set, so only an encrypted "
+                          f"address works; use tls://HOST:PORT (with {', '.join(TLS_KEYS)})")
+    if scheme != "tls":
+        return
+    values = {key: dask.config.get(key, default=None) for key in TLS_KEYS}
+    missing = [key for key in TLS_KEYS[:2] if not values[key]]
+    if missing:
+        raise ConfigError(
+            f"--scheduler {scheduler} needs Dask's TLS client settings {' and '.join(missing)} (and "
+            f"{TLS_KEYS[2]} unless the key is in the cert file), in a Dask config file or as "
+            f"{', '.join(env_name(k) for k in TLS_KEYS)}; see 'Secured clusters' in docs/sweeps.md")
+    for key, value in values.items():
+        if value and "\n" not in str(value) and not Path(value).expanduser().is_file():
+            raise ConfigError(f"--scheduler {scheduler}: Dask's TLS setting {key} = {value}: no such file")
+    try:  # what distributed will do on connect: load the CA, the certificate and its key
+        Security().get_connection_args("client")
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:150]
+        raise ConfigError(f"--scheduler {scheduler}: Dask's TLS settings ({', '.join(TLS_KEYS)}) do not load: "
+                          f"{first}") from None
 
 
 def load_preloads(items) -> list[str]:
@@ -86,6 +151,9 @@ def connect(scheduler=None, workers=None, n_tasks=None, preload=()):
     ``workers``), each with one BLAS thread, so cores are not oversubscribed;
     every worker imports ``preload`` (see :func:`load_preloads`) when it starts.
     """
+    from cortex_fa.extras import require
+
+    require("dask", "a Dask cluster")
     import dask
     from distributed import Client, LocalCluster
 

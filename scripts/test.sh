@@ -8,5 +8,11 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
         || echo "   chromium could not be installed: browser tests will be skipped (or fail under CI=true)"
 fi
+# The CF compliance checker (tests/test_cf.py) reads units through Debian's udunits2.
+if ! ldconfig -p 2>/dev/null | grep -q libudunits2.so.0 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing Debian's libudunits2 for the CF compliance tests"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libudunits2-0 >/dev/null) \
+        || echo "   libudunits2 could not be installed: the CF compliance tests may be skipped (or fail under CI=true)"
+fi
 cortex-fa data fetch --quiet
 python -m pytest "$@"

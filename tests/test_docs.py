@@ -2,6 +2,10 @@
 
 * ``mkdocs build --strict`` passes (warnings are errors: broken links, missing
   pages, unresolved API references).
+* The built site works offline: no page loads a script, stylesheet, font, image
+  or frame from another host (math is typeset by the bundled KaTeX, see
+  :func:`offline_problems`), every local resource a page or stylesheet names
+  exists, and every formula of the site renders with that KaTeX.
 * Every command in a ```bash (or ```sh/```shell/```console) block of README.md
   and docs/**/*.md is either run for real, in a temporary directory per page
   and in page order, or listed in :data:`MAPPED` with the test or CI step
@@ -37,6 +41,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import html.parser
+import json
 import os
 import re
 import shutil
@@ -70,6 +76,11 @@ MAPPED = [
     (r"^python3? examples/(quickstart|depth_study|sign_symmetry|dfa_vs_fa|early_alignment|custom_rule|"
      r"dask_cluster_sweep)\.py\b", "tests/test_examples.py::test_example",
      "every one of these examples runs in quick mode there; --full variants are the full-size experiments"),
+    (r"^dask (scheduler|worker)\b.*--tls-", "tests/test_tls.py::test_sweep_on_a_tls_cluster",
+     "long-running cluster processes; that test starts a TLS scheduler and worker with these flags"),
+    (r"--scheduler\s+tls://", "tests/test_tls.py::test_sweep_on_a_tls_cluster",
+     "needs a running TLS Dask cluster; that test makes a CA and a certificate, starts one and sweeps on it "
+     "with the DASK_DISTRIBUTED__COMM__TLS__* variables shown"),
     (r"^dask (scheduler|worker)\b", "tests/test_sweep_dask.py::test_external_cluster_survives_a_killed_worker",
      "long-running cluster processes; that test starts a scheduler and workers"),
     (r"^python3? -m benchmarks\.\w+\b(?!.*--quick)", "tests/test_benchmarks.py",
@@ -78,6 +89,12 @@ MAPPED = [
      "needs the repository's mkdocs.yml; that test builds the site strictly (serve is the same build, live)"),
     (r"--scheduler\s+tcp://", "tests/test_sweep_dask.py::test_external_cluster_survives_a_killed_worker",
      "needs a running external Dask cluster; that test starts one and sweeps on it"),
+    (r"^python3? -m build\b|^(python3? -m )?twine check\b",
+     "tests/test_packaging.py::test_build_has_no_warnings_and_twine_check_passes",
+     "needs the checkout's pyproject.toml; that test builds the sdist and wheel and runs twine check --strict on them"),
+    (r"^nox\b", "tests/test_packaging.py::test_noxfile_has_a_session_per_python_and_finds_each_interpreter",
+     "minutes per Python (a fresh environment each); that test lists the sessions and finds their interpreters, "
+     "the sessions themselves are run by hand"),
     (r"^cortex-fa reproduce [a-z0-9_]+", "tests/test_presets.py::test_preset_loads_validates_and_cites_its_source",
      "a preset is a sweep of tens of runs (minutes with --quick, hours without); every preset's full and quick "
      "specs are built and validated there, the sweep machinery is run by tests/test_sweep_dask.py"),
@@ -303,6 +320,173 @@ def test_mkdocs_build_strict(tmp_path):
         assert (tmp_path / "site" / page).is_file(), page
     html = (tmp_path / "site" / "api" / "rules" / "index.html").read_text(encoding="utf-8")
     assert 'class="arithmatex"' in html and ".. math::" not in html and ":math:`" not in html
+    assert 'src="../../assets/katex/katex.min.js"' in html  # the math renderer is the bundled one
+    problems = offline_problems(tmp_path / "site")
+    assert not problems, "the site is not self-contained:\n" + "\n".join(problems[:40])
+
+
+# -- the built site is self-contained ---------------------------------------------------
+
+# Attributes through which a browser fetches something by itself (links <a href> are only followed on a click).
+_FETCHING = {"script": ("src",), "img": ("src", "srcset"), "iframe": ("src",), "frame": ("src",),
+             "source": ("src", "srcset"), "video": ("src", "poster"), "audio": ("src",), "track": ("src",),
+             "embed": ("src",), "object": ("data",), "input": ("src",), "image": ("href", "xlink:href"),
+             "use": ("href", "xlink:href")}
+_LINK_NAVIGATION = {"canonical", "alternate", "next", "prev", "author", "license", "help", "search"}
+_CSS_URL = re.compile(r"""@import\s+(?:url\(\s*)?['"]?([^'")\s;]+)|url\(\s*['"]?([^'")\s]+)""")
+_EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:)?//", re.I)  # http://, https://, //host (not data:, #id)
+
+
+class _PageRefs(html.parser.HTMLParser):
+    """Collects from one page: fetched URLs ``(what, url)``, inline CSS, and the .arithmatex formulas."""
+
+    def __init__(self):
+        super().__init__()
+        self.urls, self.css, self.math = [], [], []
+        self._style = False
+        self._math = None  # [tag, depth, text parts, display] while inside a formula
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for name in _FETCHING.get(tag, ()):
+            value = attrs.get(name) or ""
+            for url in ([u.split()[0] for u in value.split(",") if u.strip()] if name == "srcset" else [value]):
+                if url:
+                    self.urls.append((f"<{tag} {name}>", url))
+        if tag == "link" and attrs.get("href"):
+            rel = set((attrs.get("rel") or "").lower().split())
+            if not rel or not rel <= _LINK_NAVIGATION:
+                self.urls.append((f"<link rel={attrs.get('rel')}>", attrs["href"]))
+        if attrs.get("style"):
+            self.css.append(attrs["style"])
+        self._style = tag == "style"
+        if self._math is not None and tag == self._math[0]:
+            self._math[1] += 1
+        elif self._math is None and "arithmatex" in (attrs.get("class") or "").split():
+            self._math = [tag, 1, [], tag != "span"]
+
+    def handle_endtag(self, tag):
+        self._style = False
+        if self._math is not None and tag == self._math[0]:
+            self._math[1] -= 1
+            if self._math[1] == 0:
+                self.math.append(("".join(self._math[2]), self._math[3]))
+                self._math = None
+
+    def handle_data(self, data):
+        if self._style:
+            self.css.append(data)
+        if self._math is not None:
+            self._math[2].append(data)
+
+
+def _css_urls(text: str):
+    return [a or b for a, b in _CSS_URL.findall(text)]
+
+
+def _local_target(site: Path, base: Path, url: str):
+    """The file a relative or site-absolute URL names, or None for data:, #fragment and the like."""
+    path = url.split("#")[0].split("?")[0]
+    if not path or re.match(r"^[a-z][a-z0-9+.-]*:", path, re.I):
+        return None
+    return (site / path.lstrip("/")) if path.startswith("/") else (base / path)
+
+
+def offline_problems(site: Path) -> list[str]:
+    """What in a built site would make a browser reach another host, or miss a local file.
+
+    Checks every page's fetching attributes (``<script src>``, ``<link href>`` other
+    than navigation, ``<img src/srcset>``, frames, media), its ``<style>`` blocks and
+    ``style=""`` attributes, and every ``.css`` file of the site (``@import``,
+    ``url()``): a URL with a host (``https://``, ``//``) is a problem, and so is a
+    local one whose file is not in the site.
+    """
+    problems = []
+
+    def check(where: Path, what: str, url: str):
+        if _EXTERNAL.match(url.strip()):
+            problems.append(f"{where.relative_to(site)}: {what} {url} is on another host")
+        elif (target := _local_target(site, where.parent, url.strip())) is not None and not target.is_file():
+            problems.append(f"{where.relative_to(site)}: {what} {url} does not exist in the site")
+
+    for page in sorted(site.rglob("*.html")):
+        refs = _PageRefs()
+        refs.feed(page.read_text(encoding="utf-8"))
+        for what, url in refs.urls:
+            check(page, what, url)
+        for url in _css_urls("\n".join(refs.css)):
+            check(page, "inline CSS url()", url)
+    for sheet in sorted(site.rglob("*.css")):
+        for url in _css_urls(sheet.read_text(encoding="utf-8", errors="replace")):
+            check(sheet, "url()", url)
+    return problems
+
+
+def test_offline_check_finds_external_and_missing_resources(tmp_path):
+    (tmp_path / "css").mkdir()
+    (tmp_path / "css" / "ok.css").write_text("@font-face{src:url(ok.woff2) format('woff2')}")
+    (tmp_path / "css" / "ok.woff2").write_bytes(b"")
+    (tmp_path / "css" / "bad.css").write_text("@import 'https://fonts.example/css';b{background:url(gone.png)}")
+    (tmp_path / "page").mkdir()
+    (tmp_path / "page" / "index.html").write_text(
+        '<link rel="stylesheet" href="../css/ok.css"><link rel="canonical" href="https://example.org/page/">'
+        '<script src="https://cdn.example/mathjax.js"></script><script src="../js/local.js"></script>'
+        '<img srcset="../img/a.png 1x, //img.example/b.png 2x"><a href="https://example.org">a link</a>'
+        '<style>@import url("http://fonts.example/x.css");</style><div style="background:url(data:,x)"></div>'
+        '<span class="arithmatex">\\(a &lt; b\\)</span>')
+    found = offline_problems(tmp_path)
+    assert sorted(found) == sorted([
+        "css/bad.css: url() https://fonts.example/css is on another host",
+        "css/bad.css: url() gone.png does not exist in the site",
+        "page/index.html: <script src> https://cdn.example/mathjax.js is on another host",
+        "page/index.html: <script src> ../js/local.js does not exist in the site",
+        "page/index.html: <img srcset> ../img/a.png does not exist in the site",
+        "page/index.html: <img srcset> //img.example/b.png is on another host",
+        "page/index.html: inline CSS url() http://fonts.example/x.css is on another host",
+    ]), found
+    refs = _PageRefs()
+    refs.feed((tmp_path / "page" / "index.html").read_text())
+    assert refs.math == [("\\(a < b\\)", False)]
+
+
+# The formula's source as docs/assets/math.js takes it from an .arithmatex element; every one must render.
+_KATEX_CHECK = r"""
+const katex = require(process.argv[1]);
+const formulas = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const failed = [];
+for (const [page, text, display] of formulas) {
+  const t = text.trim();
+  const m = /^\\\(([\s\S]*)\\\)$/.exec(t) || /^\\\[([\s\S]*)\\\]$/.exec(t);
+  try { katex.renderToString(m ? m[1] : t, {displayMode: display, throwOnError: true, strict: "ignore"}); }
+  catch (e) { failed.push(page + ": " + t.slice(0, 80).replace(/\s+/g, " ") + " -> " + e.message.split("\n")[0]); }
+}
+process.stdout.write(JSON.stringify({rendered: formulas.length - failed.length, failed}));
+"""
+
+
+def test_every_formula_renders_with_the_bundled_katex(tmp_path):
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings_handlers.python")
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs node to run the bundled KaTeX")
+    site = tmp_path / "site"
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    formulas = []
+    for page in sorted(site.rglob("*.html")):
+        refs = _PageRefs()
+        refs.feed(page.read_text(encoding="utf-8"))
+        formulas += [(str(page.relative_to(site)), text, display) for text, display in refs.math]
+    assert len(formulas) > 100 and any(d for *_, d in formulas)  # the docs do have inline and display math
+    done = subprocess.run([node, "-e", _KATEX_CHECK, str(site / "assets" / "katex" / "katex.min.js")],
+                          input=json.dumps(formulas), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert not result["failed"], f"{len(result['failed'])} formula(s) KaTeX cannot render:\n" + "\n".join(
+        result["failed"][:30])
+    assert result["rendered"] == len(formulas)
 
 
 def test_every_command_is_run_or_mapped():

@@ -41,7 +41,7 @@ SWEEP = ["sweep", "--rules", "bp,fa", "--depths", "1", "--seeds", "0,1", "--widt
          "--activation", "relu", "--train-subset", "600", "--epochs", "1", "--probe-size", "100",
          "--grid", "lr=0.1,1000", "--workers", "2", "--quiet"]
 N_RUNS = 8
-TIMING = ("wall_time", "created")  # allowed to differ between two sweeps
+TIMING = ("wall_time", "created", "history")  # allowed to differ between two sweeps
 TMP = re.compile(r"^\..+\.nc\..+\.tmp$")  # save_results' temporary names: .<name>.nc.<random>.tmp
 
 

@@ -34,7 +34,10 @@ from __future__ import annotations
 import math
 import weakref
 
-import brian2 as b2
+from cortex_fa.extras import require
+
+require("brian2", "cortex_fa.backends.brian2_backend")  # one line naming the extra, not a traceback, without brian2
+import brian2 as b2  # noqa: E402
 import numpy as np
 
 from cortex_fa import kernels

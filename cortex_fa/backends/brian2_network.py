@@ -27,7 +27,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import brian2 as b2
+from cortex_fa.extras import require
+
+require("brian2", "cortex_fa.backends.brian2_network")  # one line naming the extra, not a traceback, without brian2
+import brian2 as b2  # noqa: E402
 import numpy as np
 
 # r = f(u) and f'(u) as Brian2 expressions (f' from r where that is cheaper).

@@ -19,7 +19,10 @@ from __future__ import annotations
 import queue
 import threading
 
-import brian2 as b2
+from cortex_fa.extras import require
+
+require("brian2", "cortex_fa.backends.brian2_runner")  # one line naming the extra, not a traceback, without brian2
+import brian2 as b2  # noqa: E402
 import numpy as np
 
 _STOP = object()

@@ -3,7 +3,7 @@
 :func:`fetch_into` tries each route for the files still missing. A route
 raises :class:`RouteError` when it fails, and the next one is tried. Every
 file is streamed to a temporary name and installed by ``os.replace`` only if
-its SHA-256 is the one in :data:`cortex_fa.data.mnist.SHA256`, so an
+its SHA-256 is the one in :data:`cortex_fa.data.SHA256`, so an
 interrupted or corrupted download never looks like data.
 """
 
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from cortex_fa.data._files import SHA256, mismatch
 from cortex_fa.errors import DataError
 
 _GZ_SHA256 = {
@@ -47,10 +48,9 @@ class RouteError(Exception):
 
 def _check_digest(dest: Path, actual: str, source: str) -> None:
     """RouteError unless ``actual`` is the SHA-256 of ``dest.name`` in the one table of digests."""
-    from cortex_fa.data.mnist import SHA256, _mismatch  # imported late: mnist imports this module
-
     if actual != SHA256[dest.name]:
-        raise RouteError(f"{dest.name} from {source}: {_mismatch(dest, actual)}")
+        raise RouteError(f"{dest.name} from {source}: {mismatch(dest, actual)}")
+
 
 def _one_line(text, limit: int = 200) -> str:
     text = " ".join(str(text).split())

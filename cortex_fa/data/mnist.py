@@ -22,20 +22,13 @@ import numpy as np
 import platformdirs
 
 from cortex_fa.data import fetch as download  # the module; "fetch" is a flag below
+from cortex_fa.data._files import FILES, SHA256, mismatch
 from cortex_fa.data.idx import pair_images_labels, parse_idx
 from cortex_fa.errors import DataError
 
 __all__ = ["FILES", "SHA256", "MNIST", "default_cache_dir", "fetch_mnist", "load_mnist",
            "verify_mnist", "mnist_info", "pixel_stats", "combined_sha256"]
 
-#: SHA-256 of the uncompressed IDX files, in the order used by ``data_sha256``.
-SHA256 = {
-    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-}
-FILES = tuple(SHA256)
 log = logging.getLogger(__name__)
 
 
@@ -86,10 +79,6 @@ def _user_dir(data_dir) -> Path | None:
     return None if data_dir is None else Path(data_dir).expanduser()
 
 
-def _mismatch(path: Path, actual: str) -> str:
-    return f"{path} has SHA-256 {actual}, expected {SHA256[path.name]} (corrupted or truncated)"
-
-
 def _read(path: Path):
     """Return ``(bytes, hex sha256)`` of a file, hashing the bytes already in memory."""
     try:
@@ -121,7 +110,7 @@ def verify_mnist(directory) -> dict:
         with path.open("rb") as f:
             digests[name] = hashlib.file_digest(f, "sha256").hexdigest()
         if digests[name] != SHA256[name]:
-            problems.append(_mismatch(path, digests[name]))
+            problems.append(mismatch(path, digests[name]))
     if problems:
         raise DataError("MNIST does not verify: " + "; ".join(problems))
     return digests
@@ -136,7 +125,7 @@ def _locate(data_dir, fetch: bool, progress: bool):
         missing = [n for n in FILES if not (user / n).is_file()]
         if not missing:
             blobs = {n: _read(user / n) for n in FILES}
-            bad = [_mismatch(user / n, sha) for n, (_, sha) in blobs.items() if sha != SHA256[n]]
+            bad = [mismatch(user / n, sha) for n, (_, sha) in blobs.items() if sha != SHA256[n]]
             if bad:  # the user's own files: report, never move or replace them
                 raise DataError("; ".join(bad))
             return user, blobs
@@ -153,10 +142,10 @@ def _locate(data_dir, fetch: bool, progress: bool):
             try:
                 os.replace(path, aside)  # kept for inspection, out of the way of the loader
             except OSError as exc:
-                raise DataError(f"{_mismatch(path, sha)}; cannot move it aside: {exc}") from None
+                raise DataError(f"{mismatch(path, sha)}; cannot move it aside: {exc}") from None
             moved.append(name)
             log.warning("%s; moved it to %s and fetching it again",
-                        _mismatch(path, sha), aside.name)
+                        mismatch(path, sha), aside.name)
     missing = [n for n in FILES if n not in blobs]
     if missing and not fetch:
         why = f" (corrupted copies of {', '.join(moved)} were moved aside)" if moved else ""
@@ -167,7 +156,7 @@ def _locate(data_dir, fetch: bool, progress: bool):
         for name in missing:
             blobs[name] = _read(cache / name)
             if blobs[name][1] != SHA256[name]:  # changed under us: refuse rather than loop
-                raise DataError(_mismatch(cache / name, blobs[name][1]))
+                raise DataError(mismatch(cache / name, blobs[name][1]))
     return cache, blobs
 
 

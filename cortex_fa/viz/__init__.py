@@ -9,6 +9,11 @@ Imports are lazy so ``import cortex_fa.viz`` stays cheap.
 
 from __future__ import annotations
 
+from cortex_fa.extras import require
+
+# Every module here draws or serves with the app extra: one line, not a traceback, without it.
+require("app", "cortex_fa.viz (figures and the app)")
+
 __all__ = ["create_app", "save_figures", "all_figures", "test_error_vs_depth",
            "learning_curves", "alignment_curves", "alignment_heatmap", "gradient_flow"]
 
