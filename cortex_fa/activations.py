@@ -81,6 +81,30 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 
 
+def dropped(act: Activation, mask: np.ndarray) -> Activation:
+    """``act`` followed by inverted dropout with a fixed ``mask`` (entries 0 or 1/(1-p)).
+
+    .. math:: h = m \\odot f(a), \\qquad \\partial h / \\partial a = m \\odot f'(a)
+
+    The derivative recomputes :math:`f(a)` (the stored ``h`` is masked), so
+    every delta kernel applies the mask with no change of its own: a dropped
+    unit neither sends activity up nor learns.
+    """
+
+    def forward(a, out):
+        act.forward(a, out)
+        out *= mask
+        return out
+
+    def derivative(a, h, out):
+        fa = act.forward(a, np.empty_like(a))
+        act.derivative(a, fa, out)
+        out *= mask
+        return out
+
+    return Activation(f"{act.name}+dropout", forward, derivative)
+
+
 def get(name: str) -> Activation:
     """Look up an activation by name."""
     try:

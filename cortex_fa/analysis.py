@@ -7,9 +7,16 @@ percent, angles in degrees, times in epochs or seconds.
 
 Conventions
 -----------
+* "selected" is the headline: the test error at the epoch of best
+  validation accuracy (the first maximum), i.e. model selection on held-out
+  training images. NaN for runs trained without a validation split.
 * "final" is the last logged test accuracy of a run. A diverged run counts
   at chance (90 % error) for the final error, since its network is broken;
-  its best error is the best it reached before diverging. Missing runs are NaN.
+  its selected error is taken before it diverged. Missing runs are NaN.
+* "oracle_best" is the test-set minimum over training: chosen *on the test
+  set*, so optimistic; it is reported under that name only, never as a default.
+* A run "converged" if early stopping ended it: ``patience`` epochs passed
+  without a better validation accuracy before the maximum ``epochs``.
 * Seed intervals are two-sided 95 % Student-t intervals; with fewer than two
   finite seeds the interval is NaN.
 """
@@ -21,6 +28,8 @@ import xarray as xr
 from scipy import stats
 
 CHANCE_ERROR = 90.0
+# Test-error kinds: the headline first; "oracle_best" is chosen on the test set.
+ERROR_KINDS = ("selected", "final", "oracle_best")
 THRESHOLDS = (0.90, 0.95, 0.97)
 ANGLES = (60.0, 45.0)
 
@@ -96,15 +105,42 @@ def _status(study):
     return study["status"] if "status" in study else xr.full_like(study["test_accuracy"].isel(step=0), "ok", dtype=object)
 
 
+def first_argmax(x):
+    """Index of the first maximum along the last axis ignoring NaN, as float (NaN if all NaN)."""
+    x = np.asarray(x, dtype=float)
+    ok = np.isfinite(x).any(-1)
+    idx = np.argmax(np.where(np.isfinite(x), x, -np.inf), axis=-1).astype(float)
+    return np.where(ok, idx, np.nan)
+
+
+def has_validation(study: xr.Dataset) -> bool:
+    """Whether any run of ``study`` logged a validation accuracy."""
+    return "validation_accuracy" in study and bool(np.isfinite(study["validation_accuracy"].values).any())
+
+
 def test_errors(study: xr.Dataset) -> xr.Dataset:
-    """Per-run ``final_error`` and ``best_error`` in percent (see module conventions)."""
+    """Per-run ``selected_error``, ``final_error`` and ``oracle_best_error`` in percent.
+
+    See the module conventions: ``selected_error`` is the test error at the
+    first epoch of best validation accuracy; ``oracle_best_error`` is the
+    test-set minimum and is never a default.
+    """
     acc = study["test_accuracy"]
     final = 100.0 * (1.0 - _over(acc, "step", last_finite))
     best = 100.0 * (1.0 - acc.max("step", skipna=True))
+    if "validation_accuracy" in study:
+        selected = 100.0 * (1.0 - _take(acc, _over(study["validation_accuracy"], "step", first_argmax)))
+    else:
+        selected = xr.full_like(final, np.nan)
     status = _status(study)
     final = xr.where(status == "diverged", CHANCE_ERROR, final).where(status != "missing")
-    best = best.where(status != "missing")
-    return xr.Dataset({"final_error": final, "best_error": best})
+    return xr.Dataset({"selected_error": selected.where(status != "missing"), "final_error": final,
+                       "oracle_best_error": best.where(status != "missing")})
+
+
+def default_metric(study: xr.Dataset) -> str:
+    """``"selected"`` when the study has a validation split, else ``"final"``."""
+    return "selected" if has_validation(study) else "final"
 
 
 def seed_summary(da: xr.DataArray, dim: str = "seed") -> xr.Dataset:
@@ -114,33 +150,37 @@ def seed_summary(da: xr.DataArray, dim: str = "seed") -> xr.Dataset:
 
 
 def error_summary(study: xr.Dataset) -> xr.Dataset:
-    """Final and best test error (percent) per rule x depth x swept options, over seeds.
+    """Selected, final and oracle-best test error (percent) per rule x depth x options, over seeds.
 
     Returns
     -------
     xarray.Dataset
-        ``final_mean``, ``final_lo``, ``final_hi``, ``best_mean``, ``best_lo``,
-        ``best_hi`` and ``n`` (runs with a value).
+        ``{kind}_mean``, ``{kind}_lo``, ``{kind}_hi`` for each kind of
+        :data:`ERROR_KINDS`, and ``n`` (runs with a final error).
     """
     errs = test_errors(study)
     out = {}
-    for kind in ("final", "best"):
+    for kind in ERROR_KINDS:
         s = seed_summary(errs[f"{kind}_error"])
         out.update({f"{kind}_{k}": s[k] for k in ("mean", "lo", "hi")})
-        out["n"] = s["n"]
+        if kind == "final":
+            out["n"] = s["n"]
     return xr.Dataset(out)
 
 
-def breaking_depth(study: xr.Dataset, margin: float = 0.5, reference: str = "bp", metric: str = "final") -> xr.DataArray:
+def breaking_depth(study: xr.Dataset, margin: float = 0.5, reference: str = "bp", metric: str | None = None) -> xr.DataArray:
     """Smallest depth at which each rule falls clearly behind ``reference``.
 
     At depth ``d`` a rule is broken if its ``metric`` test error exceeds the
     reference's by more than ``margin`` percentage points on average over
     seeds, and the 95 % t-interval of the paired (same seed) difference
     excludes zero. NaN if that never happens (or with a single seed).
+    ``metric`` is one of :data:`ERROR_KINDS`; by default ``"selected"``
+    when the study has a validation split, else ``"final"``.
     """
     from cortex_fa.errors import ResultsError
 
+    metric = metric or default_metric(study)
     if reference not in study["rule"].values:
         raise ResultsError(f"reference rule '{reference}' is not in the study (rules: {', '.join(map(str, study.rule.values))})")
     err = test_errors(study)[f"{metric}_error"]
@@ -153,8 +193,11 @@ def breaking_depth(study: xr.Dataset, margin: float = 0.5, reference: str = "bp"
     return depth.rename("breaking_depth")
 
 
-def convergence(study: xr.Dataset, thresholds=THRESHOLDS) -> xr.Dataset:
-    """Epochs and training seconds until test accuracy first reaches each threshold.
+def convergence(study: xr.Dataset, thresholds=THRESHOLDS, on: str | None = None) -> xr.Dataset:
+    """Epochs and training seconds until an accuracy first reaches each threshold.
+
+    ``on`` is ``"validation"`` (the default when the study has a validation
+    split) or ``"test"``.
 
     Returns
     -------
@@ -162,7 +205,8 @@ def convergence(study: xr.Dataset, thresholds=THRESHOLDS) -> xr.Dataset:
         Per run: ``epochs_to`` and ``seconds_to`` over (``threshold``, run dims),
         NaN if never reached; ``seconds_per_epoch`` (training time / epochs done).
     """
-    acc, ep, wall = study["test_accuracy"], epoch_of(study), study["wall_time"]
+    on = on or ("validation" if has_validation(study) else "test")
+    acc, ep, wall = study[f"{on}_accuracy"], epoch_of(study), study["wall_time"]
     th = xr.DataArray(list(thresholds), dims="threshold", coords={"threshold": list(thresholds)})
     idx = _over(acc >= th, "step", first_index)
     epochs, seconds = _take(ep, idx), _take(wall, idx)
@@ -195,3 +239,4 @@ def gradient_flow(study: xr.Dataset) -> xr.DataArray:
     out = (dn / readout.where(readout > 0)).rename("gradient_flow")
     out.attrs.update(long_name="delta_norm relative to the readout layer at the end", units="1")
     return out
+

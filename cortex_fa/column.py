@@ -25,7 +25,7 @@ from cortex_fa.activations import ACTIVATIONS
 from cortex_fa.errors import ConfigError
 from cortex_fa.init import Init
 
-PATHWAYS = ("layerwise", "direct", "none")
+PATHWAYS = ("layerwise", "direct", "indirect", "none")
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,11 @@ import dataclasses
 import hashlib
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cortex_fa.errors import ConfigError, choices_text, did_you_mean
+from cortex_fa.parsing import MAX_COLUMNS, load_toml, parse_sizes  # noqa: F401 - re-exported
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 OUTPUT_ACTIVATIONS = ("linear", "sigmoid", "tanh")
@@ -30,8 +29,10 @@ BACKENDS = ("numpy", "brian2")
 
 # Networks larger than this are refused before anything is allocated.
 DEFAULT_MAX_PARAMETERS = 50_000_000
-# More hidden columns than this is a typo, not a study.
-MAX_COLUMNS = 10_000
+# MNIST's training file; the validation split is carved from its end.
+N_TRAIN_IMAGES = 60_000
+# Options added in 0.3 and their defaults, which keep 0.2 behaviour (and 0.2 hashes).
+HASH_NEUTRAL_DEFAULTS = {"validation": 0, "patience": None, "dropout": 0.0, "input_dropout": 0.0}
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,20 @@ class RunConfig:
         Optimiser settings. ``weight_decay`` is L2 decay applied as
         ``W <- W - lr * weight_decay * W`` each step.
     batch_size, epochs, train_subset
-        Mini-batch size, number of epochs, and an optional number of training
-        examples to use (the first ``train_subset`` of a seeded permutation).
+        Mini-batch size, number of epochs (the maximum when ``patience`` is
+        set), and an optional number of training examples to use (the first
+        ``train_subset`` of a seeded permutation of the training pool).
+    validation : int
+        Hold out the *last* ``validation`` images of the 60,000-image training
+        file as a validation split: the same images for every seed and rule,
+        never trained on, evaluated at every epoch end. 0: no split.
+    patience : int or None
+        Early stopping: end the run after ``patience`` epochs without a new
+        best validation accuracy (``epochs`` is then the maximum). Needs a
+        validation split. None: train for ``epochs``.
+    dropout, input_dropout : float
+        Inverted dropout rate of every hidden column and of the input pixels,
+        during training only (probe, validation and test passes see none).
     init, init_distribution, init_scale
         Forward weight initialiser: scale rule, distribution and multiplier
         (for ``init="fixed"`` the multiplier *is* the bound/standard deviation).
@@ -97,6 +110,10 @@ class RunConfig:
     batch_size: int = 100
     epochs: int = 1
     train_subset: int | None = None
+    validation: int = 0
+    patience: int | None = None
+    dropout: float = 0.0
+    input_dropout: float = 0.0
     init: str = "xavier"
     init_distribution: str = "uniform"
     init_scale: float = 1.0
@@ -130,8 +147,16 @@ class RunConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     def hash(self, length: int = 16) -> str:
-        """Stable short hash of the configuration (names run files)."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:length]
+        """Stable short hash of the configuration (names run files).
+
+        Options added after 0.2 are left out while at their defaults, so a
+        0.2 sweep directory keeps its run-file names and still resumes.
+        """
+        d = self.to_dict()
+        for name, default in HASH_NEUTRAL_DEFAULTS.items():
+            if d.get(name) == default:
+                del d[name]
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:length]
 
     def replace(self, **changes) -> "RunConfig":
         return RunConfig.from_dict({**self.to_dict(), **changes})
@@ -157,45 +182,6 @@ class RunConfig:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"run configuration is not valid JSON ({exc})") from None
         return cls.from_dict(values)
-
-
-def parse_sizes(value, name: str = "hidden") -> tuple[int, ...]:
-    """Parse ``500``, ``"240,240"``, ``[240, 240]`` or ``"240x3"`` into a tuple of ints."""
-    if isinstance(value, str):
-        text = value.strip()
-        if "x" in text and "," not in text:
-            width, _, count = text.partition("x")
-            n = _as_int(count, name)
-            if not 1 <= n <= MAX_COLUMNS:  # checked before the list is built
-                raise ConfigError(f"{name} {text!r} asks for {n} columns; use 1 to {MAX_COLUMNS}")
-            items = [width] * n
-        else:
-            items = [t for t in text.split(",")] if text else []
-    elif isinstance(value, int) and not isinstance(value, bool):
-        items = [value]
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        raise ConfigError(f"{name} must be a list of positive integers such as 240,240, got {value!r}")
-    if len(items) > MAX_COLUMNS:
-        raise ConfigError(f"{name} lists {len(items)} columns; use 1 to {MAX_COLUMNS}")
-    sizes = tuple(_as_int(v, name) for v in items)
-    if any(s <= 0 for s in sizes):
-        raise ConfigError(f"{name} sizes must be positive integers, got {list(sizes)}")
-    return sizes
-
-
-def _as_int(v, name):
-    if isinstance(v, bool):
-        raise ConfigError(f"{name} must be an integer, got {v!r}")
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    try:
-        return int(str(v).strip())
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {v!r}") from None
 
 
 def _check_choice(cfg, name, choices):
@@ -242,6 +228,24 @@ def _validate(cfg: RunConfig) -> None:
     for name in ("batch_size", "epochs", "probe_size", "log_every", "lr_step_epochs", "max_parameters"):
         _check_number(cfg, name, minimum=1, integer=True)
     _check_number(cfg, "train_subset", minimum=1, integer=True, allow_none=True)
+    _check_number(cfg, "validation", minimum=0, integer=True)
+    _check_number(cfg, "patience", minimum=1, integer=True, allow_none=True)
+    if cfg.validation >= N_TRAIN_IMAGES:
+        raise ConfigError(
+            f"validation {cfg.validation} leaves no training images (the training file has {N_TRAIN_IMAGES:,}); "
+            f"use 0 to {N_TRAIN_IMAGES - 1}, e.g. 10000"
+        )
+    if cfg.train_subset is not None and cfg.validation and cfg.train_subset > N_TRAIN_IMAGES - cfg.validation:
+        raise ConfigError(
+            f"train_subset {cfg.train_subset} is larger than the {N_TRAIN_IMAGES - cfg.validation:,} images left "
+            f"after a validation split of {cfg.validation}; use train_subset <= {N_TRAIN_IMAGES - cfg.validation}"
+        )
+    if cfg.patience is not None and not cfg.validation:
+        raise ConfigError(f"patience {cfg.patience} needs a validation split to watch; set validation, e.g. 10000")
+    for name in ("dropout", "input_dropout"):
+        _check_number(cfg, name, minimum=0)
+        if getattr(cfg, name) >= 1:
+            raise ConfigError(f"{name} must be in [0, 1) (the fraction of units dropped), got {getattr(cfg, name)!r}")
     _check_number(cfg, "seed", minimum=0, integer=True)
     for name in ("log_early", "metrics"):
         if not isinstance(getattr(cfg, name), bool):
@@ -265,18 +269,6 @@ def _validate(cfg: RunConfig) -> None:
             f"backend 'numpy' takes no backend_params, got {sorted(cfg.backend_params)}; "
             "backend_params are for --backend brian2 (tau_ms, settle_time_ms, dt_ms, target, ...)"
         )
+    if cfg.backend == "brian2" and (cfg.dropout or cfg.input_dropout):
+        raise ConfigError("dropout is implemented by the numpy backend only; use --backend numpy or --dropout 0")
     rules.get(cfg.rule).check_config(cfg)
-
-
-def load_toml(path) -> dict[str, Any]:
-    """Read a TOML file, turning I/O and syntax problems into one-line errors."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory, expected a TOML file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None

@@ -179,6 +179,25 @@ def direct_deltas_into(e, signal, feedback, pre, post, activations, out, scratch
     return out
 
 
+def indirect_deltas_into(e, feedback, weights, pre, post, activations, out, scratch):
+    """Deltas of indirect feedback alignment into ``out`` (``scratch`` holds f').
+
+    .. math::
+
+        \\delta_1 = (e D_1) \\odot f'_1(a_1), \\qquad
+        \\delta_l = (\\delta_{l-1} W_l) \\odot f'_l(a_l) \\ (2 \\le l < L), \\qquad \\delta_L = e,
+
+    with ``feedback(1)`` returning ``D_1`` of shape ``(n_L, n_1)``.
+    """
+    L = len(pre)
+    out[-1] = e
+    for l in range(1, L):
+        src, M = (e, feedback(1)) if l == 1 else (out[l - 2], weights[l - 1])
+        d = _matmul_into(src, M, out[l - 1])
+        out[l - 1] = _times_fprime(d, activations[l - 1], pre[l - 1], post[l], scratch[l - 1])
+    return out
+
+
 def readout_only_deltas(e, pre):
     """Hidden columns get no teaching signal: :math:`\\delta_l = 0` for ``l < L``."""
     deltas = [np.zeros_like(a) for a in pre]
@@ -202,7 +221,7 @@ def rule_deltas(rule, weights, state, e, y, pre, post, activations):
 
 
 def rule_deltas_into(rule, weights, state, e, y, pre, post, activations, out, scratch, *, feedback=None):
-    """:func:`rule_deltas` into ``out`` (``scratch`` holds f'); layer-wise and direct rules.
+    """:func:`rule_deltas` into ``out`` (``scratch`` holds f'); layer-wise, direct and indirect rules.
 
     ``feedback(l)``, if given, stands in for ``rule.feedback(weights, state, l)``
     (the metrics pass it a per-step cache).
@@ -215,6 +234,8 @@ def rule_deltas_into(rule, weights, state, e, y, pre, post, activations, out, sc
     if rule.pathway == "direct":
         signal = e if rule.signal == "error" else y * np.float32(-1.0 / y.shape[0])
         return direct_deltas_into(e, signal, feedback, pre, post, activations, out, scratch)
+    if rule.pathway == "indirect":
+        return indirect_deltas_into(e, feedback, weights, pre, post, activations, out, scratch)
     return readout_only_deltas(e, pre)
 
 

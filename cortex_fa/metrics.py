@@ -95,7 +95,8 @@ def weight_alignment(rule, weights, state, feedback=None) -> np.ndarray:
     because ``B_1`` (feedback into the input) is never used. Direct rules:
     :math:`\\angle(D_l, (W_{l+1} \\cdots W_L)^T)` for ``l = 1..L-1`` (the linear
     path; exact for linear columns, a reference direction otherwise); the
-    readout is NaN. Readout-only learning: all NaN. ``feedback(l)``, if
+    readout is NaN. Indirect feedback alignment: the same angle for ``D_1``,
+    NaN above (those columns have no feedback matrix). Readout-only learning: all NaN. ``feedback(l)``, if
     given, returns the rule's matrix for column ``l`` (e.g. from a cache).
     """
     feedback = _feedback_of(rule, weights, state, feedback)
@@ -108,6 +109,8 @@ def weight_alignment(rule, weights, state, feedback=None) -> np.ndarray:
         paths = _linear_paths(weights)
         for l in range(1, L):
             out[l - 1] = angle(feedback(l), paths[l].T)
+    elif rule.pathway == "indirect" and L > 1:  # only D_1 exists; the columns above have no feedback matrix
+        out[0] = angle(feedback(1), _linear_paths(weights)[1].T)
     return out
 
 

@@ -19,7 +19,9 @@ class Network:
     ``depth`` is the number of hidden columns, ``L - 1``. The feedback
     projections follow ``pathway``: ``"layerwise"`` (column ``l`` is taught by
     column ``l + 1``), ``"direct"`` (every hidden column is taught by the
-    readout, or by the target for DRTP) or ``"none"`` (readout-only learning).
+    readout, or by the target for DRTP), ``"indirect"`` (only column 1 has a
+    feedback projection, from the readout; the columns above are taught
+    through their forward weights) or ``"none"`` (readout-only learning).
     """
 
     columns: tuple[Column, ...]
@@ -63,7 +65,7 @@ class Network:
             fb = None
             if l < L and pathway == "layerwise":
                 fb = Projection(names[l + 1], names[l], (sizes[l + 1], sizes[l]), feedback_init, "apical")
-            elif l < L and pathway == "direct":
+            elif (l < L and pathway == "direct") or (l == 1 < L and pathway == "indirect"):
                 fb = Projection("readout", names[l], (n_classes, sizes[l]), feedback_init, "apical")
             act = activation if l < L else output_activation
             columns.append(Column(names[l], sizes[l], act, bias, ff, fb))

@@ -1,11 +1,18 @@
-"""Reference presets: TOML files in ``models/`` that reproduce published results.
+"""Reference presets: TOML files that reproduce published results.
+
+The presets live in ``models/`` at the top of the repository; the wheel and
+the sdist carry the same files as the package data ``cortex_fa/_models/``
+(pyproject maps the one onto the other), read through :mod:`importlib.resources`.
+``$CORTEX_FA_MODELS_DIR`` names a folder of more presets; one there with a
+packaged preset's name overrides it (:func:`discover` notes which).
 
 A preset file has the tables of a sweep config (``[run]`` fixed options,
 ``[sweep]`` rules/depths/width/seeds, optional ``[grid]``) plus
 
 * ``[preset]``: ``title`` and ``description``;
 * ``[quick]``: overrides for ``--quick`` (sweep keys or run options);
-* ``[published]``: ``source``, ``metric`` ("final" or "best"), ``depth``
+* ``[published]``: ``source``, ``metric`` ("selected": test error at the
+  best-validation epoch, or "final"), ``depth``
   (the network depth the numbers refer to), ``notes`` and a
   ``[published.test_error]`` table of percent test error per rule.
 
@@ -18,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib.resources
 import math
 import os
 from dataclasses import dataclass, field
@@ -28,12 +36,93 @@ from cortex_fa.errors import ConfigError, did_you_mean
 
 _SWEEP_KEYS = ("rules", "depths", "seeds", "width")
 _TABLES = ("preset", "run", "sweep", "grid", "quick", "published")
+ENV = "CORTEX_FA_MODELS_DIR"
+PACKAGE = "cortex_fa._models"  # models/ as package data (see [tool.setuptools.package-dir])
+
+
+def packaged_dir():
+    """The packaged presets' folder (a Traversable), or None if there is none.
+
+    Installed (wheel or editable), that is the package data ``cortex_fa._models``;
+    a checkout that is only on ``sys.path`` falls back to its ``models/``.
+    """
+    try:
+        return importlib.resources.files(PACKAGE)
+    except ModuleNotFoundError:
+        source = Path(__file__).resolve().parent.parent / "models"
+        return source if source.is_dir() else None
+
+
+def user_dir() -> Path | None:
+    """``$CORTEX_FA_MODELS_DIR`` if set; a missing folder is an error, not an empty one."""
+    env = os.environ.get(ENV)
+    if not env:
+        return None
+    folder = Path(env).expanduser()
+    if not folder.is_dir():
+        what = "is a file" if folder.exists() else "does not exist"
+        raise ConfigError(f"{ENV}={env}: {what}; set it to a folder of preset .toml files or unset it")
+    return folder
 
 
 def models_dir() -> Path:
-    """``$CORTEX_FA_MODELS_DIR`` if set, else the ``models/`` folder of the source tree."""
-    env = os.environ.get("CORTEX_FA_MODELS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+    """The folder presets are looked up in first: ``$CORTEX_FA_MODELS_DIR``, else the packaged one."""
+    return user_dir() or Path(str(packaged_dir() or Path(__file__).resolve().parent.parent / "models"))
+
+
+# Errors a preset may compare with a paper; the test-set minimum is never one of them.
+PUBLISHED_METRICS = ("selected", "final")
+# Without a published spread, a mean this close (percentage points) counts as reproduced.
+TOLERANCE_WITHOUT_SPREAD = 0.3
+
+
+def reproduced(published: float, mean: float, lo: float, hi: float, has_spread: bool) -> bool:
+    """Whether a measurement reproduces a published error.
+
+    Yes when the published value lies inside the measured 95 % interval
+    ``[lo, hi]``, or, where the paper gives no spread, when the mean is
+    within :data:`TOLERANCE_WITHOUT_SPREAD` points of it.
+    """
+    if not math.isfinite(mean):
+        return False
+    if math.isfinite(lo) and lo <= published <= hi:
+        return True
+    return not has_spread and abs(mean - published) <= TOLERANCE_WITHOUT_SPREAD
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What :func:`discover` found: preset name -> file, the notes to show, where it looked."""
+
+    files: dict
+    notes: tuple[str, ...]
+    searched: tuple[str, ...]
+
+
+def _tomls(folder) -> dict:
+    return {entry.name[:-5]: entry for entry in folder.iterdir()
+            if entry.name.endswith(".toml") and entry.is_file()}
+
+
+def discover() -> Catalog:
+    """The packaged presets, overridden or added to by those in ``$CORTEX_FA_MODELS_DIR``.
+
+    Raises
+    ------
+    ConfigError
+        ``$CORTEX_FA_MODELS_DIR`` is set but is not a folder.
+    """
+    packaged, user = packaged_dir(), user_dir()
+    files = _tomls(packaged) if packaged is not None else {}
+    searched = [str(packaged) if packaged is not None else f"{PACKAGE} (not installed)"]
+    notes = []
+    if user is not None:
+        searched.insert(0, str(user))
+        for name, path in sorted(_tomls(user).items()):
+            if name in files:
+                notes.append(f"preset {name}: {path} shadows the packaged {files[name]}")
+            files[name] = path
+    return Catalog(dict(sorted(files.items())), tuple(notes), tuple(searched))
 
 
 @dataclass(frozen=True)
@@ -52,7 +141,7 @@ class Preset:
 
     def spec(self, quick: bool = False):
         """The :class:`~cortex_fa.sweep.SweepSpec` of the full (or ``--quick``) run."""
-        from cortex_fa.sweep import SweepSpec
+        from cortex_fa.spec import SweepSpec
 
         sweep, run = dict(self.sweep), dict(self.run)
         if quick:
@@ -76,7 +165,7 @@ class Preset:
         """
         from cortex_fa import analysis
 
-        metric = self.published.get("metric", "final")
+        metric = self.published.get("metric", "selected")
         depth = int(self.published.get("depth", min(study["depth"].values)))
         summary = analysis.error_summary(study)
         extra = [d for d in summary.dims if d not in ("rule", "depth")]
@@ -91,14 +180,16 @@ class Preset:
             else:
                 row.update(mean=float("nan"), lo=float("nan"), hi=float("nan"), n=0)
             row["shortfall"] = row["mean"] - row["published"]
+            spread = self.published.get("spread", {}).get(rule)
+            row["published_spread"] = float("nan") if spread is None else float(spread)
+            row["reproduced"] = reproduced(row["published"], row["mean"], row["lo"], row["hi"], spread is not None)
             rows.append(row)
         return rows
 
 
 def available() -> tuple[str, ...]:
-    """Names of the preset files in :func:`models_dir`."""
-    folder = models_dir()
-    return tuple(sorted(p.stem for p in folder.glob("*.toml"))) if folder.is_dir() else ()
+    """Names of the presets :func:`discover` finds."""
+    return tuple(discover().files)
 
 
 def load(name: str) -> Preset:
@@ -112,17 +203,23 @@ def load(name: str) -> Preset:
     """
     path = Path(name)
     if path.suffix != ".toml":
-        names = available()
-        if name not in names:
+        catalog = discover()
+        if name not in catalog.files:
+            names = tuple(catalog.files)
             raise ConfigError(f"unknown preset '{name}'{did_you_mean(name, names)}; "
-                              f"available: {', '.join(names) or f'none (no .toml files in {models_dir()})'}")
-        path = models_dir() / f"{name}.toml"
-    table = load_toml(path)
+                              f"available: {', '.join(names) or 'none (no .toml files in ' + ' or '.join(catalog.searched) + ')'}")
+        path = catalog.files[name]
+    if isinstance(path, Path):
+        table = load_toml(path)
+    else:  # packaged inside a zip: a real file only for the read
+        with importlib.resources.as_file(path) as real:
+            table = load_toml(real)
     unknown = set(table) - set(_TABLES)
     if unknown:
         raise ConfigError(f"preset {path.name}: unknown table(s) {', '.join(sorted(unknown))}; valid: {', '.join(_TABLES)}")
     meta = table.get("preset", {})
-    preset = Preset(name=path.stem, path=path, title=meta.get("title", path.stem), description=meta.get("description", ""),
+    stem = path.name[:-5] if path.name.endswith(".toml") else path.name
+    preset = Preset(name=stem, path=path, title=meta.get("title", stem), description=meta.get("description", ""),
                     run=table.get("run", {}), sweep=table.get("sweep", {}), grid=table.get("grid", {}),
                     quick=table.get("quick", {}), published=table.get("published", {}))
     for quick in (False, True):
@@ -130,9 +227,10 @@ def load(name: str) -> Preset:
             preset.spec(quick)
         except ConfigError as exc:
             raise ConfigError(f"preset {path.name}{' [quick]' if quick else ''}: {exc}") from None
-    metric = preset.published.get("metric", "final")
-    if metric not in ("final", "best"):
-        raise ConfigError(f"preset {path.name}: published.metric must be 'final' or 'best', got {metric!r}")
+    metric = preset.published.get("metric", "selected")
+    if metric not in PUBLISHED_METRICS:
+        raise ConfigError(f"preset {path.name}: published.metric must be 'selected' or 'final' (errors chosen on "
+                          f"the test set are never compared), got {metric!r}")
     _check_published_errors(path.name, preset.published.get("test_error", {}))
     return preset
 

@@ -3,7 +3,9 @@
 One run has dims ``step`` and ``layer``; coordinate ``epoch`` (float) lives
 on ``step`` and ``layer`` runs ``1..L`` (``L`` is the readout column). A
 study adds dims such as ``rule``, ``depth`` and ``seed`` (see
-:mod:`cortex_fa.study`). Files are written atomically and checked on read.
+:mod:`cortex_fa.combine`). Files are written atomically, in CF form (see
+:mod:`cortex_fa.cf`), and checked on read: declared sizes first (see
+:mod:`cortex_fa.limits`), then the schema.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import numpy as np
 import xarray as xr
 
 from cortex_fa import __version__
+from cortex_fa.cf import CONVENTIONS, SCHEMA_TITLE, annotate_coords, from_file, to_file
+from cortex_fa.combine import combine_runs
 from cortex_fa.errors import ResultsError
+from cortex_fa.limits import Limits, check_file, check_sizes
 from cortex_fa.metrics import PER_LAYER
 
 # name -> (long_name, units)
@@ -34,10 +39,12 @@ VARIABLES = {
     "train_accuracy": ("training accuracy, running mean over the epoch so far", "1"),
     "test_loss": ("loss on the 10,000 test images", "1"),
     "test_accuracy": ("accuracy on the 10,000 test images", "1"),
+    "validation_loss": ("loss on the validation split (held-out training images)", "1"),
+    "validation_accuracy": ("accuracy on the validation split (held-out training images)", "1"),
     "wall_time": ("training time so far, metric and test evaluation excluded", "s"),
 }
-PER_STEP = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "wall_time")
-SCHEMA_TITLE = "cortex_fa results"
+PER_STEP = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "validation_loss",
+            "validation_accuracy", "wall_time")
 
 
 def _blas_name() -> str:
@@ -92,7 +99,7 @@ class RunRecorder:
 def run_attrs(config, *, backend: str, data_sha256: str, status: str) -> dict:
     """The global attributes of one run (NetCDF-safe: str and int only)."""
     return {
-        "Conventions": "CF-1.8",
+        "Conventions": CONVENTIONS,
         "title": SCHEMA_TITLE,
         "cortex_fa_version": __version__,
         "config": config.to_json(),
@@ -114,14 +121,19 @@ def annotate(ds: xr.Dataset) -> xr.Dataset:
     for name, (long_name, units) in VARIABLES.items():
         if name in ds:
             ds[name].attrs.update(long_name=long_name, units=units)
-    for name, long_name in (("step", "updates done"), ("epoch", "epochs done"), ("layer", "column index (L = readout)")):
-        if name in ds.coords:
-            ds[name].attrs.update(long_name=long_name, units="1")
-    return ds
+    return annotate_coords(ds)
 
 
-def save_results(ds: xr.Dataset, path, *, compress: bool = True) -> Path:
-    """Write ``ds`` to NetCDF atomically (temporary file, then ``os.replace``)."""
+def save_results(ds: xr.Dataset, path, *, compress: bool = True, history: str | None = None) -> Path:
+    """Write ``ds`` to NetCDF atomically (temporary file, then ``os.replace``).
+
+    The file is written in CF form (:func:`cortex_fa.cf.to_file`): every known
+    variable and coordinate annotated, ``depth`` stored as ``n_hidden``, and a
+    line ``<UTC time>: <history>`` appended to the ``history`` attribute
+    (default: the ``cortex-fa`` command line, or the Python program). ``ds``
+    itself is not modified.
+    """
+    ds = to_file(annotate(ds.copy(deep=False)), what=history)
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
@@ -155,14 +167,25 @@ def _umask() -> int:
     return mask
 
 
-def _open_one(path: Path) -> xr.Dataset:
+def open_file(path, *, limits=None) -> xr.Dataset:
+    """Open one run or study file: sizes checked, loaded, closed again, schema checked.
+
+    What the file declares is checked against ``limits`` (see
+    :class:`cortex_fa.limits.Limits`) from its metadata, before any data is
+    read; names stored in CF form (``n_hidden``) come back as ``depth``.
+    """
+    path = Path(path)
     if not path.exists():
         raise ResultsError(f"results file {path} does not exist")
     if path.is_dir():
         raise ResultsError(f"{path} is a directory; pass a .nc file or use open_results on the directory")
+    check_file(path, limits)
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
-            ds = ds.load()
+            ds = from_file(ds.load())
+    except MemoryError:  # within the limits but not within this machine's memory
+        raise ResultsError(f"{path} does not fit in this machine's memory; open it on a larger machine "
+                           "(lower CORTEX_FA_MAX_BYTES to refuse such files unread)") from None
     except Exception as exc:  # netCDF4 raises OSError/ValueError/RuntimeError on junk
         raise ResultsError(f"{path} is not a readable NetCDF file ({type(exc).__name__}: {str(exc)[:120]})") from None
     validate(ds, path)
@@ -194,12 +217,28 @@ def validate(ds: xr.Dataset, source="dataset") -> xr.Dataset:
     return ds
 
 
-def open_results(path) -> xr.Dataset:
+def open_results(path, *, limits=None) -> xr.Dataset:
     """Open a run or study file, a directory of run files, or a glob of them.
 
     Several files are combined into one study Dataset (see
     :func:`cortex_fa.study.combine_runs`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.nc`` file, a directory of run files, or a glob pattern.
+    limits : Limits or mapping, optional
+        Largest sizes a file may declare, e.g. ``{"steps": 10**6}``; defaults
+        come from :class:`cortex_fa.limits.Limits` and the ``CORTEX_FA_MAX_*``
+        environment variables. Beyond them a file is refused unread.
+
+    Raises
+    ------
+    ResultsError
+        Missing or unreadable files, a file beyond ``limits``, a schema break,
+        or runs that cannot be combined.
     """
+    limits = Limits.resolve(limits)
     text = str(path)
     p = Path(text)
     if p.is_dir():
@@ -211,7 +250,6 @@ def open_results(path) -> xr.Dataset:
         if not files:
             raise ResultsError(f"no files match {text}")
     else:
-        return _open_one(p)
-    from cortex_fa.study import combine_runs
-
-    return combine_runs([_open_one(f) for f in files])
+        return open_file(p, limits=limits)
+    check_sizes(text, limits, runs=len(files), verb="holds")  # before opening any of them
+    return annotate(combine_runs([open_file(f, limits=limits) for f in files], limits=limits))

@@ -1,7 +1,7 @@
 """Sweeps: a grid of runs executed on Dask, one run file each, resumable.
 
-A :class:`SweepSpec` is rules x depths x seeds x any swept run options at one
-hidden width. :func:`run_sweep` sends one task per run to a Dask cluster
+A :class:`~cortex_fa.spec.SweepSpec` (re-exported here) is rules x depths x
+seeds x any swept run options at one hidden width. :func:`run_sweep` sends one task per run to a Dask cluster
 (a local one by default); each task trains and writes
 ``<run dir>/<config hash>.nc`` atomically. Re-running the same sweep skips
 runs whose file is complete, so a killed sweep resumes where it stopped, and
@@ -12,144 +12,13 @@ a run on a worker that died is simply computed again. The run dir holds a
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import glob
-import itertools
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from cortex_fa.cluster import check_address, close, connect
-from cortex_fa.config import DEFAULT_MAX_PARAMETERS, RunConfig
-from cortex_fa.errors import ConfigError, CortexFAError, did_you_mean
-
-_PER_RUN = ("rule", "hidden", "seed")  # set by the sweep itself, never fixed or gridded
-_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
-# Far beyond any trainable depth; only there so a typo like 10000000000 cannot allocate
-# a (width,) * depth tuple of that length.
-MAX_DEPTH = 10_000
-
-
-@dataclass(frozen=True)
-class SweepSpec:
-    """What a sweep runs: ``rules x depths x seeds x grid`` at one width.
-
-    Parameters
-    ----------
-    rules, depths, seeds : tuple
-        Learning rules, numbers of hidden columns and seeds.
-    width : int
-        Units per hidden column (every column has the same width).
-    base : dict
-        Fixed run options shared by every run (``{"epochs": 5, ...}``).
-    grid : dict
-        Swept run options: name -> tuple of values (``{"lr": (0.01, 0.05)}``).
-    """
-
-    rules: tuple
-    depths: tuple
-    seeds: tuple
-    width: int = 500
-    base: dict = field(default_factory=dict)
-    grid: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        for name in ("rules", "depths", "seeds"):
-            if not getattr(self, name):
-                raise ConfigError(f"the sweep needs at least one value in {name}")
-        for name in set(self.base) & set(_PER_RUN):
-            raise ConfigError(f"'{name}' is set per run by the sweep; use rules, depths + width and seeds instead")
-        for name, values in self.grid.items():
-            if name in _PER_RUN:
-                raise ConfigError(f"cannot --grid '{name}': use --{'depths/--width' if name == 'hidden' else name + 's'}")
-            if not values:
-                raise ConfigError(f"grid '{name}' has no values")
-        for name, values in (("rules", self.rules), ("depths", self.depths), ("seeds", self.seeds), *self.grid.items()):
-            if len({repr(v) for v in values}) < len(values):
-                raise ConfigError(f"{name} lists a value twice: {', '.join(map(str, values))}")
-        self.configs()  # validate every cell now, not on a worker
-
-    def configs(self) -> list[RunConfig]:
-        """Every run of the sweep, validated (ConfigError names the failing cell)."""
-        out, names = [], list(self.grid)
-        for rule, depth, seed, *values in itertools.product(self.rules, self.depths, self.seeds, *self.grid.values()):
-            cell = {**self.base, **dict(zip(names, values)), "rule": rule, "seed": seed}
-            try:
-                _check_size(self.width, depth, cell.get("max_parameters", DEFAULT_MAX_PARAMETERS))
-                out.append(RunConfig.from_dict({**cell, "hidden": (self.width,) * depth}))
-            except ConfigError as exc:
-                # repr for text with a newline or other control character: the error stays one line
-                where = " ".join(f"{k}={v!r}" if isinstance(v, str) and not v.isprintable() else f"{k}={v}"
-                                 for k, v in (("rule", rule), ("depth", depth), *zip(names, values)))
-                raise ConfigError(f"sweep cell {where}: {exc}") from None
-        return out
-
-    def coords(self) -> dict:
-        """Coordinate values for :func:`cortex_fa.study.combine_runs`, in the order given."""
-        grid = {k: list(v) for k, v in self.grid.items() if len(v) > 1}
-        return {"rule": list(self.rules), "depth": list(self.depths), "seed": list(self.seeds), **grid}
-
-    def to_dict(self) -> dict:
-        return {"rules": list(self.rules), "depths": list(self.depths), "seeds": list(self.seeds),
-                "width": self.width, "base": dict(self.base), "grid": {k: list(v) for k, v in self.grid.items()}}
-
-    @classmethod
-    def from_table(cls, table: dict, base: dict | None = None) -> "SweepSpec":
-        """Build from a ``[sweep]``-style mapping of typed values (a TOML table) plus fixed options.
-
-        Text from the command line is parsed first by :mod:`cortex_fa.cli.sweep`.
-        """
-        unknown = set(table) - {"rules", "depths", "seeds", "width", "grid"}
-        if unknown:
-            raise ConfigError(f"unknown sweep key(s) {', '.join(sorted(unknown))}; valid: rules, depths, seeds, width, grid")
-        if "rules" not in table:
-            raise ConfigError("the sweep needs rules, e.g. --rules bp,fa")
-        grid = {}
-        if not isinstance(table.get("grid") or {}, dict):
-            raise ConfigError(f"grid must be a table of NAME = [values], got {table['grid']!r}")
-        for name, values in (table.get("grid") or {}).items():
-            if name not in _FIELDS:
-                raise ConfigError(f"cannot sweep unknown run option '{name}'{did_you_mean(name, list(_FIELDS))}")
-            grid[name] = tuple(values) if isinstance(values, (list, tuple)) else (values,)
-        return cls(rules=tuple(parse_list(table["rules"], "rules", str)),
-                   depths=tuple(parse_list(table.get("depths", [1]), "depths", int)),
-                   seeds=tuple(parse_list(table.get("seeds", [0]), "seeds", int)),
-                   width=int(parse_list(table.get("width", 500), "width", int)[0]),
-                   base=dict(base or {}), grid=grid)
-
-
-def parse_list(value, name: str, kind) -> list:
-    """``3``, ``[1, 2]`` or ``"1,2"`` -> list of ``kind``; ConfigError if empty or malformed."""
-    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
-    items = [v.strip() if isinstance(v, str) else v for v in items]
-    items = [v for v in items if v != ""]
-    if not items:
-        raise ConfigError(f"{name} is empty; give at least one value")
-    try:
-        if any(isinstance(v, bool) for v in items):
-            raise ValueError
-        # int(2.7) would silently truncate: only whole numbers count as ints
-        if kind is int and any(isinstance(v, float) and not v.is_integer() for v in items):
-            raise ValueError
-        out = [kind(v) for v in items]
-    except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"{name} must be a comma-separated list of {kind.__name__} values, got {value!r}") from None
-    if kind is int and any(v < 0 for v in out):
-        raise ConfigError(f"{name} must be non-negative integers, got {value!r}")
-    return out
-
-
-def _check_size(width, depth, limit) -> None:
-    """Refuse a too-big network before ``(width,) * depth`` is built (a huge depth would exhaust memory)."""
-    if not (isinstance(width, int) and isinstance(depth, int) and width > 0 and depth > 0):
-        return  # RunConfig.from_dict gives the precise error
-    if isinstance(limit, int) and not isinstance(limit, bool):
-        n_params = 784 * width + (depth - 1) * width * width + width * 10
-        if n_params > limit:
-            raise ConfigError(f"depth {depth} x width {width} gives {n_params:,} weights, more than "
-                              f"max_parameters={limit:,}; use fewer or smaller columns or raise max_parameters")
-    if depth > MAX_DEPTH:
-        raise ConfigError(f"depth {depth} is more than {MAX_DEPTH:,} hidden columns")
-
+from cortex_fa.config import RunConfig
+from cortex_fa.errors import ConfigError, CortexFAError
+from cortex_fa.spec import MAX_DEPTH, SweepSpec, parse_list  # noqa: F401 - the sweep's public names
 
 # -- execution on Dask ----------------------------------------------------------------
 
@@ -162,6 +31,9 @@ def run_task(config: dict, run_dir: str, data_dir=None) -> dict:
     Idempotent: if the file is already complete (a retried task whose first
     attempt wrote it) nothing is trained again.
     """
+    from cortex_fa.extras import require
+
+    require("dask", "a sweep task")
     import dask
 
     from cortex_fa import study
@@ -228,6 +100,9 @@ def run_sweep(spec: SweepSpec, out, *, run_dir=None, workers=None, scheduler=Non
         The study and a list of ``(config, error text)`` for runs that failed.
     """
     from cortex_fa import study
+    from cortex_fa.extras import require
+
+    require("dask", "a sweep")  # before the run dir is checked or anything written
     from cortex_fa.results import save_results
 
     out = Path(out)

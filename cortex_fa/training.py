@@ -5,6 +5,11 @@ It draws everything random from one ``numpy.random.Generator`` seeded by
 feedback synapses, then one permutation per epoch (and rule redraws).
 Metrics are computed at logging steps only, on a fixed probe batch, and the
 clock that becomes ``wall_time`` is stopped while they are.
+
+With ``config.validation = N`` the last ``N`` images of the training file are
+held out (the same images for every seed and rule: the split draws nothing
+from the generator), evaluated at every epoch end, and early stopping
+(``config.patience``) watches their accuracy.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 
 from cortex_fa import backends, kernels, metrics, optim, rules
 from cortex_fa.config import RunConfig
+from cortex_fa.errors import ConfigError
 from cortex_fa.network import Network
 from cortex_fa.results import RunRecorder
 
@@ -44,6 +50,29 @@ def logging_steps(steps_per_epoch: int, epochs: int, *, log_early: bool = True, 
             k *= 2
     steps.update(e * steps_per_epoch for e in range(log_every, epochs + 1, log_every))
     return sorted(steps)
+
+
+def validation_split(n_train: int, validation: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(training pool, validation indices)``: the last ``validation`` images are held out.
+
+    The split is a fixed cut of the training file, not a random draw, so it
+    is identical for every seed and rule and consumes no randomness (runs
+    without a split keep their exact random streams).
+    """
+    if validation >= n_train:
+        raise ConfigError(f"validation {validation} leaves none of the {n_train} training images; use fewer")
+    return np.arange(n_train - validation), np.arange(n_train - validation, n_train)
+
+
+def best_epoch(accuracies, patience: int | None = None) -> tuple[int, bool]:
+    """``(index of the best accuracy, whether early stopping ends here)``.
+
+    The best is the first maximum (later ties are not improvements); the run
+    stops once ``patience`` epochs have passed without a new best.
+    """
+    acc = np.asarray(accuracies, dtype=float)
+    best = int(np.nanargmax(acc)) if np.isfinite(acc).any() else 0
+    return best, patience is not None and len(acc) - 1 - best >= patience
 
 
 def train(config: RunConfig | None = None, data=None, *, progress: bool = True, **overrides):
@@ -76,10 +105,12 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
     backend = backends.get(config.backend)
     rng = np.random.default_rng(config.seed)
 
-    n_train = len(data.train_labels)
-    train_idx = np.arange(n_train) if config.train_subset is None else np.sort(
-        rng.permutation(n_train)[: min(config.train_subset, n_train)]
+    pool, val_idx = validation_split(len(data.train_labels), config.validation)
+    n_pool = len(pool)
+    train_idx = pool if config.train_subset is None else np.sort(
+        rng.permutation(n_pool)[: min(config.train_subset, n_pool)]
     )
+    val_images, val_labels = data.train_images[n_pool:], data.train_labels[n_pool:]  # views: no copy
     probe_idx = rng.choice(train_idx, size=min(config.probe_size, len(train_idx)), replace=False)
     probe_x = kernels.normalise(data.train_images[probe_idx])
     probe = metrics.Probe(probe_x, kernels.one_hot(data.train_labels[probe_idx]), config.loss)
@@ -97,12 +128,17 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
     clock = 0.0
     diverged_loss = DIVERGED_FACTOR * chance_loss(config.loss)
 
+    val_history: list[float] = []
+
     def log(step, run_loss, run_correct, run_seen, *, test: bool):
         row = {"train_loss": run_loss / run_seen if run_seen else np.nan,
                "train_accuracy": run_correct / run_seen if run_seen else np.nan}
         if test:
             row["test_loss"], row["test_accuracy"] = model.evaluate(data.test_images, data.test_labels)
-        if config.metrics:
+            if len(val_idx):
+                row["validation_loss"], row["validation_accuracy"] = model.evaluate(val_images, val_labels)
+                val_history.append(row["validation_accuracy"])
+        if config.metrics and step in schedule:
             row.update(probe.evaluate(rule, model.weights, model.biases, model.activations, model.state))
         recorder.add(step, clock, row)
 
@@ -112,6 +148,7 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
         log(0, 0.0, 0, 0, test=False)
     step = 0
     status = "ok"
+    stopped_early = False
     for epoch in range(config.epochs):
         order = train_idx[rng.permutation(len(train_idx))]
         run_loss, run_correct, run_seen = 0.0, 0, 0
@@ -143,8 +180,20 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
             bar.close()
         if status == "diverged":
             break
-        if step in schedule:
+        if step in schedule or len(val_idx):  # with a validation split every epoch end is logged
             log(step, run_loss, run_correct, run_seen, test=True)
+        if val_history:
+            _, stopped_early = best_epoch(val_history, config.patience)
+            if stopped_early:
+                break
+    if val_history:
+        recorder.extra_attrs.update(
+            validation_size=len(val_idx),
+            validation_split=f"last {len(val_idx)} images of the training file",
+            best_validation_epoch=best_epoch(val_history)[0] + 1,
+            stopped_epoch=len(val_history),
+            stopped_early=int(stopped_early),
+        )
     return recorder.to_dataset(status=status, diverged_at=step if status == "diverged" else None)
 
 

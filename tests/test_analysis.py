@@ -82,11 +82,13 @@ def test_one_seed_gives_nan_interval():
     assert np.isnan(s.final_lo).all() and np.isnan(s.final_hi).all()
 
 
-def test_best_error_is_the_minimum_not_the_last():
+def test_oracle_best_error_is_the_test_minimum_not_the_last():
     study = make_study({"bp": [[0.9] * 3] * 3}, curve={"bp": [0.1, 0.95, 0.97, 0.92]})
     errs = analysis.test_errors(study)
-    assert float(errs.best_error.max()) == pytest.approx(3.0)
+    assert float(errs.oracle_best_error.max()) == pytest.approx(3.0)
     assert float(errs.final_error.max()) == pytest.approx(8.0)
+    assert np.isnan(errs.selected_error).all()  # no validation split: nothing to select on
+    assert "best_error" not in errs  # the test-set minimum only ever goes by its oracle name
 
 
 def test_diverged_counts_at_chance_and_missing_is_nan():

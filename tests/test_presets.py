@@ -25,7 +25,7 @@ def test_preset_loads_validates_and_cites_its_source(name):
     full, quick = p.spec().configs(), p.spec(quick=True).configs()
     assert full and quick
     assert sum(c.epochs * (c.train_subset or 60000) for c in quick) < sum(c.epochs * (c.train_subset or 60000) for c in full)
-    assert p.published["source"] and p.published["metric"] in ("final", "best")
+    assert p.published["source"] and p.published["metric"] in ("selected", "final")
     assert p.published_errors and all(0 < v < 100 for v in p.published_errors.values())
     assert set(p.published_errors) <= set(p.spec().rules) and int(p.published["depth"]) in p.spec().depths
     assert p.path.read_text().lstrip().startswith("#")  # documented
@@ -44,9 +44,16 @@ def test_published_numbers_are_the_referenced_ones():
 def test_depth_study_quick_overrides():
     p = presets.load("depth_study")
     quick = p.spec(quick=True)
-    assert quick.depths == tuple(range(1, 8)) and quick.rules == ("bp", "fa", "usf", "dfa")
+    assert quick.depths == (1, 2, 3, 5, 7) and quick.rules == ("bp", "fa", "usf", "dfa", "ifa", "kp")
     assert len(quick.seeds) >= 3  # the breaking depth needs a seed interval
     assert quick.base["train_subset"] == 20000 and p.spec().base.get("train_subset") is None
+    # each rule at its own learning rate, in both variants; kp with its decay
+    for spec in (quick, p.spec()):
+        lrs = {c.rule: c.lr for c in spec.configs()}
+        assert lrs == {"bp": 0.1, "fa": 0.3, "usf": 0.3, "dfa": 0.3, "ifa": 0.3, "kp": 0.1}
+        assert all(c.rule_params == ({"decay": 0.001} if c.rule == "kp" else {}) for c in spec.configs())
+        assert all(c.validation == 10000 for c in spec.configs())
+    assert {c.patience for c in p.spec().configs()} == {8} and {c.epochs for c in p.spec().configs()} == {100}
 
 
 def test_unknown_preset_lists_the_valid_names(capsys):
@@ -78,13 +85,29 @@ def test_bad_preset_file_is_refused(tmp_path):
 
 def test_compare_reports_shortfall_in_percentage_points():
     p = presets.load("lillicrap2016")
-    acc = np.array([[[0.1, 0.975], [0.1, 0.977]], [[0.1, 0.978], [0.1, 0.980]]])  # rule, seed, step
+    acc = np.array([[[0.1, 0.975, 0.99], [0.1, 0.977, 0.99]], [[0.1, 0.978, 0.99], [0.1, 0.980, 0.99]]])  # rule, seed, step
+    val = np.array([[[np.nan, 0.96, 0.95]] * 2] * 2)  # best validation at step 10: the last step is not selected
     study = xr.Dataset(
         {"test_accuracy": (("rule", "depth", "seed", "step"), acc[:, None]),
+         "validation_accuracy": (("rule", "depth", "seed", "step"), val[:, None]),
          "status": (("rule", "depth", "seed"), np.full((2, 1, 2), "ok"))},
-        coords={"rule": ["bp", "fa"], "depth": [1], "seed": [0, 1], "step": [0, 10]},
+        coords={"rule": ["bp", "fa"], "depth": [1], "seed": [0, 1], "step": [0, 10, 20]},
     )
+    assert p.published["metric"] == "selected"
     rows = {r["rule"]: r for r in p.compare(study)}
     assert rows["bp"]["mean"] == pytest.approx(2.4) and rows["bp"]["shortfall"] == pytest.approx(0.0, abs=1e-9)
     assert rows["fa"]["mean"] == pytest.approx(2.1) and rows["fa"]["n"] == 2
     assert rows["shallow"]["n"] == 0 and math.isnan(rows["shallow"]["shortfall"])
+    # no spread published: reproduced within 0.3 points (bp exactly; fa 2.1 as well)
+    assert rows["bp"]["reproduced"] and rows["fa"]["reproduced"] and not rows["shallow"]["reproduced"]
+
+
+@pytest.mark.parametrize("published,mean,lo,hi,spread,expected", [
+    (2.0, 2.1, 1.9, 2.3, True, True),     # inside the interval
+    (2.0, 2.5, 2.3, 2.7, True, False),    # outside, and the paper gives a spread
+    (2.0, 2.25, 2.2, 2.3, False, True),   # outside, no spread, within 0.3 points
+    (2.0, 2.35, 2.3, 2.4, False, False),  # no spread, 0.35 points off
+    (2.0, float("nan"), float("nan"), float("nan"), False, False),
+])
+def test_reproduced_rule(published, mean, lo, hi, spread, expected):
+    assert presets.reproduced(published, mean, lo, hi, spread) is expected

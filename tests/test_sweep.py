@@ -191,3 +191,47 @@ def test_open_results_on_run_dir_and_glob(mnist, tmp_path):
     for source in (tmp_path, f"{tmp_path}/*.nc"):
         study = open_results(source)
         assert list(study.rule.values) == ["bp", "fa"] and (study.status == "ok").all()
+
+
+# -- per-rule options (each rule at its own learning rate) -----------------------------------
+
+def test_per_rule_options_reach_their_rule_only():
+    spec = spec_from_text({"rules": "bp,fa,kp", "depths": "2", "width": "8",
+                           "per_rule": {"fa": {"lr": 0.2}, "kp": {"lr": 0.3, "rule_params": {"decay": 1e-3}}}},
+                          {"lr": 0.05, "epochs": 1})
+    by_rule = {c.rule: c for c in spec.configs()}
+    assert (by_rule["bp"].lr, by_rule["fa"].lr, by_rule["kp"].lr) == (0.05, 0.2, 0.3)
+    assert by_rule["kp"].rule_params == {"decay": 1e-3} and by_rule["fa"].rule_params == {}
+    assert spec.to_dict()["per_rule"]["fa"] == {"lr": 0.2}
+    # unused: no key, so a 0.2 manifest (without per_rule) still matches
+    assert "per_rule" not in spec_from_text({"rules": "bp", "per_rule": {"fa": {"lr": 0.2}}}).to_dict()
+
+
+@pytest.mark.parametrize("per_rule,grid,message", [
+    ({"fx": {"lr": 0.1}}, {}, "unknown rule 'fx'"),
+    ({"fa": {"lrr": 0.1}}, {}, "'lrr' is not a run option"),
+    ({"fa": {"seed": 3}}, {}, "'seed' is not a run option that can be set per rule"),
+    ({"fa": 0.1}, {}, "per_rule.fa must be a table"),
+    ({"fa": {"lr": 0.1}}, {"lr": [0.1, 0.2]}, "also swept by the grid"),
+    ({"fa": {"lr": -1.0}}, {}, "lr must be > 0"),
+])
+def test_bad_per_rule_options_are_one_line_errors(per_rule, grid, message):
+    with pytest.raises(ConfigError) as info:
+        SweepSpec.from_table({"rules": ["bp", "fa"], "per_rule": per_rule, "grid": grid})
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_option_set_per_rule_is_not_a_study_dim(tiny_data):
+    from cortex_fa.study import combine_runs, swept_options
+    from cortex_fa.training import train
+
+    runs = [train(RunConfig(rule=r, hidden=(8,), epochs=1, batch_size=100, lr=lr, seed=s, probe_size=32),
+                  tiny_data, progress=False) for r, lr in (("bp", 0.05), ("fa", 0.2)) for s in (0, 1)]
+    assert "lr" not in swept_options([RunConfig.from_json(r.attrs["config"]) for r in runs])
+    study = combine_runs(runs)
+    assert "lr" not in study.dims and set(study.dims) >= {"rule", "depth", "seed"}
+    assert json.loads(str(study.config.sel(rule="fa", seed=1).item()))["lr"] == 0.2
+    # a real grid (two values within one rule) still is a dim
+    more = runs + [train(RunConfig(rule="fa", hidden=(8,), epochs=1, batch_size=100, lr=0.05, seed=0,
+                                   probe_size=32), tiny_data, progress=False)]
+    assert "lr" in combine_runs(more).dims

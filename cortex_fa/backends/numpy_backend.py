@@ -74,21 +74,41 @@ class NumpyModel:
         self._workspaces: OrderedDict = OrderedDict()
 
     # -- training -----------------------------------------------------------
+    def _dropout(self, x):
+        """Inverted-dropout masks for this batch: the input, and activations with hidden masks.
+
+        Masks hold 0 or :math:`1/(1-p)`, so expected activity is unchanged and
+        evaluation needs no rescaling. Nothing is drawn when both rates are 0.
+        """
+        cfg = self.config
+        if cfg.input_dropout:
+            x = x * self._mask(x.shape, cfg.input_dropout, x.dtype)
+        acts_ = self.activations
+        if cfg.dropout:
+            acts_ = [acts.dropped(act, self._mask((x.shape[0], W.shape[1]), cfg.dropout, W.dtype))
+                     for act, W in zip(self.activations[:-1], self.weights[:-1])] + [self.activations[-1]]
+        return x, acts_
+
+    def _mask(self, shape, rate, dtype):
+        keep = self.rng.random(shape, dtype=np.float32) >= rate
+        return keep.astype(dtype) * np.asarray(1.0 / (1.0 - rate), dtype)
+
     def train_batch(self, x, y, labels, lr: float):
         """One update on a batch. Returns ``(summed loss, number correct)``."""
-        ws = self._workspace(x)
-        pre, post = kernels.forward_into(x, self.weights, self.biases, self.activations, ws.pre, list(ws.post))
-        loss, e = kernels.loss_and_error(pre[-1], post[-1], y, self.config.loss, self.activations[-1])
+        x, activations = self._dropout(x) if (self.config.dropout or self.config.input_dropout) else (x, self.activations)
+        ws = self._workspace(x, activations)
+        pre, post = kernels.forward_into(x, self.weights, self.biases, activations, ws.pre, list(ws.post))
+        loss, e = kernels.loss_and_error(pre[-1], post[-1], y, self.config.loss, activations[-1])
         n = x.shape[0]
         correct = int(np.count_nonzero(np.argmax(pre[-1] if self.config.loss == "cross_entropy" else post[-1], axis=1) == labels))
         if not np.isfinite(loss):
             return loss * n, correct
         if self._fusable():
             deltas = kernels.rule_deltas_into(self.rule, self.weights, self.state, e, y, pre, post,
-                                              self.activations, list(ws.delta), ws.scratch)
+                                              activations, list(ws.delta), ws.scratch)
             self._apply_fused(post, deltas, lr)
             return loss * n, correct
-        deltas = kernels.rule_deltas(self.rule, self.weights, self.state, e, y, pre, post, self.activations)
+        deltas = kernels.rule_deltas(self.rule, self.weights, self.state, e, y, pre, post, activations)
         if self.rule.pathway == "none":
             deltas = deltas[-1:]
             first = len(self.weights) - 1
@@ -99,14 +119,15 @@ class NumpyModel:
         self._apply(first, grads_w, grads_b, lr)
         return loss * n, correct
 
-    def _workspace(self, x) -> _Workspace:
-        """The buffer set for this batch size and dtype (created on first use)."""
+    def _workspace(self, x, activations) -> _Workspace:
+        """The buffer set for this batch size, dtype and activations (created on first use)."""
         dtype = np.result_type(x.dtype, *(W.dtype for W in self.weights))
-        key = (x.shape[0], x.shape[1], dtype, tuple(W.shape for W in self.weights))
+        names = tuple(a.name for a in activations)  # a dropped linear column needs its own h buffer
+        key = (x.shape[0], x.shape[1], dtype, tuple(W.shape for W in self.weights), names)
         ws = self._workspaces.get(key)
         if ws is None:
             sizes = (x.shape[1], *(W.shape[1] for W in self.weights))
-            ws = self._workspaces[key] = _Workspace(x.shape[0], sizes, dtype, self.activations)
+            ws = self._workspaces[key] = _Workspace(x.shape[0], sizes, dtype, activations)
             while len(self._workspaces) > _MAX_WORKSPACES:
                 self._workspaces.popitem(last=False)
         else:
@@ -116,7 +137,7 @@ class NumpyModel:
     def _fusable(self) -> bool:
         """Whether the fused SGD path applies (it skips materialising the increments)."""
         return (isinstance(self.optimizer, optim.SGD)
-                and self.rule.pathway in ("layerwise", "direct")
+                and self.rule.pathway in ("layerwise", "direct", "indirect")
                 and type(self.rule).after_update is LearningRule.after_update)
 
     def _apply_fused(self, post, deltas, lr):

@@ -18,7 +18,7 @@ from cortex_fa.errors import ConfigError
 NON_RUN_TABLES = ("sweep", "grid", "quick", "published", "meta", "preset")
 
 HELP = {
-    "rule": "learning rule: bp, fa, usf, frsf, brsf, dfa, kp, drtp, shallow",
+    "rule": "learning rule: bp, fa, usf, frsf, brsf, dfa, ifa, kp, drtp, shallow",
     "hidden": "hidden column sizes, e.g. 500 or 240,240,240 or 240x3",
     "activation": "hidden activation: tanh, relu, sigmoid, linear",
     "output_activation": "readout activation (linear for cross-entropy)",
@@ -32,6 +32,10 @@ HELP = {
     "rule_params": "JSON object of rule parameters, e.g. '{\"decay\": 0.001}'",
     "backend_params": "JSON object of backend parameters",
     "seed": "seed of the numpy Generator that draws everything random",
+    "validation": "hold out the last N training images as a validation split (0: none)",
+    "patience": "stop after this many epochs without a better validation accuracy (none: never)",
+    "dropout": "inverted dropout rate of the hidden columns, training only",
+    "input_dropout": "inverted dropout rate of the input pixels, training only",
 }
 
 
@@ -63,6 +67,15 @@ def _optional_int(text: str):
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _optional_count(text: str):
+    if text.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}") from None
+
+
 def _hidden(text: str):
     try:
         return parse_sizes(text)
@@ -77,6 +90,8 @@ def _type_for(field: dataclasses.Field):
         return _json_object
     if field.name == "train_subset":
         return _optional_int
+    if field.name == "patience":
+        return _optional_count
     default = field.default
     if isinstance(default, bool):
         return _bool

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cortex_fa.errors import ConfigError, CortexFAError, ResultsError, choices_text, did_you_mean
+from cortex_fa.errors import ConfigError, CortexFAError, choices_text, did_you_mean
 
 
 @dataclass
@@ -35,7 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("path", help="study file, run file, run directory or quoted glob of run files")
     p.add_argument("--margin", type=float, default=0.5, help="breaking depth: percentage points behind the reference (0.5)")
     p.add_argument("--reference", default=None, help="breaking depth: reference rule (default bp, if in the study)")
-    p.add_argument("--metric", choices=("final", "best"), default="final", help="test error used for the breaking depth")
+    p.add_argument("--metric", choices=("selected", "final", "oracle_best"), default=None,
+                   help="test error used for the breaking depth (default: selected, i.e. at the best-validation "
+                        "epoch, when the study has a validation split; else final)")
     p.add_argument("--no-write", action="store_true", help="print only; write no files")
     p.set_defaults(func=main)
 
@@ -89,37 +91,72 @@ def _interval(summary, kind: str, col: str, name: str, title: str) -> Table:
     return Table(name, title, text, data)
 
 
+ERROR_TITLES = {
+    "selected": "Selected test error (%): at the epoch of best validation accuracy, mean [95% t-interval] over seeds",
+    "final": "Final test error (%), mean [95% t-interval] over seeds",
+    "oracle_best": "Oracle best test error (%): the test-set minimum, chosen on the test set (optimistic; "
+                   "for reference only), mean [95% t-interval]",
+}
+
+
 def summary_table(study) -> str:
-    """Final test error (percent, mean [95 % interval] over seeds), rule x depth."""
+    """The headline test error (selected if validated, else final), rule x depth."""
     from cortex_fa import analysis
 
-    table = _interval(analysis.error_summary(study), "final", "depth", "final_error",
-                      "final test error %, mean [95% t-interval] over seeds")
+    kind = analysis.default_metric(study)
+    table = _interval(analysis.error_summary(study), kind, "depth", f"{kind}_error", ERROR_TITLES[kind])
     return render_text(table)
 
 
-def build_tables(study, *, margin=0.5, reference="bp", metric="final") -> list[Table]:
-    """Every table of the report, in order."""
-    from cortex_fa import analysis
+def _selection_tables(study) -> list[Table]:
+    """Best-validation epoch and epochs trained, with the runs early stopping did not end."""
+    from cortex_fa import selection
+
+    sel = selection.selection(study)
+    done = sel.epochs_done.where(study["status"] != "missing")
+    return [
+        _wide(sel.best_validation_epoch, "depth", ".1f", "best_validation_epoch",
+              "Epoch of best validation accuracy (mean over seeds)", over="seed"),
+        _wide(done, "depth", ".1f", "epochs_trained", "Epochs trained (mean over seeds)", over="seed"),
+        _wide((~sel.converged).where(done.notnull()).sum("seed").where(done.notnull().any("seed")), "depth", ".0f",
+              "not_converged", "Runs NOT converged: they reached the epoch maximum before early stopping "
+              "ended them (their error is not a converged one; raise --epochs)"),
+    ]
+
+
+def build_tables(study, *, margin=0.5, reference="bp", metric=None) -> list[Table]:
+    """Every table of the report, in order: the headline error first."""
+    from cortex_fa import analysis, selection
 
     s = analysis.error_summary(study)
-    tables = [
-        _interval(s, "final", "depth", "final_error", "Final test error (%), mean [95% t-interval] over seeds"),
-        _interval(s, "best", "depth", "best_error", "Best test error (%) during training, mean [95% t-interval]"),
-    ]
+    validated = analysis.has_validation(study)
+    kinds = ("selected", "final", "oracle_best") if validated else ("final", "oracle_best")
+    tables = [_interval(s, k, "depth", f"{k}_error", ERROR_TITLES[k]) for k in kinds]
+    if validated:
+        tables += _selection_tables(study)
+        for dim in (d for d in study.dims if d not in ("rule", "depth", "seed", "step", "layer")):
+            choice = selection.choose_option(study, dim)
+            table = _wide(choice.score, dim, ".2f", f"choose_{dim}",
+                          f"Best validation accuracy (%) per {dim}, mean over depths and seeds; "
+                          f"chosen {dim} per rule: " + ", ".join(
+                              f"{r}={v:g}" if isinstance(v, float) else f"{r}={v}"
+                              for r, v in zip(choice.rule.values, choice.chosen.values)))
+            tables.append(table)
+    metric = metric or analysis.default_metric(study)
     if reference in study["rule"].values:
         bd = analysis.breaking_depth(study, margin=margin, reference=reference, metric=metric)
         tables.append(Table("breaking_depth", f"Breaking depth: smallest depth where the {metric} test error exceeds "
                             f"{reference}'s by > {margin} pp and the paired 95% interval excludes 0 ('-': never)",
                             bd.to_dataframe()[["breaking_depth"]].map(lambda v: _fmt(v, ".0f")),
                             bd.to_dataframe()[["breaking_depth"]]))
-    conv = analysis.convergence(study)
+    on = "validation" if validated else "test"
+    conv = analysis.convergence(study, on=on)
     for th in conv.threshold.values:
         tables.append(_wide(conv.epochs_to.sel(threshold=th), "depth", ".2f", f"epochs_to_{th:g}",
-                            f"Epochs to {100 * th:g}% test accuracy (mean over the seeds that reached it, "
+                            f"Epochs to {100 * th:g}% {on} accuracy (mean over the seeds that reached it, "
                             "(k/n) if not all did; '-': none did)", over="seed"))
         tables.append(_wide(conv.seconds_to.sel(threshold=th), "depth", ".1f", f"seconds_to_{th:g}",
-                            f"Training seconds to {100 * th:g}% test accuracy", over="seed"))
+                            f"Training seconds to {100 * th:g}% {on} accuracy", over="seed"))
     tables.append(_wide(conv.seconds_per_epoch.mean("seed"), "depth", ".2f", "seconds_per_epoch",
                         "Training seconds per epoch (metrics and test evaluation excluded)"))
     for var in ("delta_alignment", "weight_alignment"):
@@ -179,7 +216,7 @@ def _stem(path: str) -> Path:
 
 
 def main(args) -> int:
-    from cortex_fa.cli.sweep import check_dir_writable
+    from cortex_fa.cli.common import check_dir_writable
     from cortex_fa.results import open_results
     from cortex_fa.study import combine_runs
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from cortex_fa.cli.common import check_dir_writable  # also imported from here by cli.plot
 from cortex_fa.cli.options import add_run_options, run_options
 from cortex_fa.config import RunConfig
-from cortex_fa.errors import ConfigError, CortexFAError, did_you_mean
+from cortex_fa.errors import ConfigError, did_you_mean
 
 SECTIONS = ("sweep", "grid", "quick", "published", "preset")
 TABLES = ("run", *SECTIONS)  # every table a sweep config (or a preset file) may hold
@@ -55,7 +54,8 @@ def register(subparsers) -> None:
 def add_dask_options(p) -> None:
     p.add_argument("--workers", type=positive_int, metavar="N", help="local worker processes (default: one per core)")
     p.add_argument("--scheduler", metavar="ADDR",
-                   help="use a running Dask cluster, e.g. tcp://host:8786 (from 'dask scheduler')")
+                   help="use a running Dask cluster, e.g. tcp://host:8786 (from 'dask scheduler'), or "
+                        "tls://host:8786 with Dask's TLS settings (distributed.comm.tls.*)")
 
 
 def positive_int(text: str) -> int:
@@ -67,21 +67,6 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
-
-
-def check_dir_writable(directory: Path, what: str) -> None:
-    """Refuse, before any work, a directory in which no file can be created.
-
-    Tries to create (and delete) a file there: os.access says yes to root on any directory,
-    even a read-only mount or /proc.
-    """
-    directory = Path(directory) if str(directory) else Path(".")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".cortex_fa-probe.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise CortexFAError(f"{what}: cannot write in directory {directory} ({exc.strerror or exc})") from None
 
 
 # -- text from the command line -> typed values ---------------------------------------
@@ -153,7 +138,7 @@ def parse_grid_items(items) -> dict:
 
 def spec_from_text(table: dict, base: dict | None = None):
     """A SweepSpec from a ``[sweep]``-style table whose values may be command-line text."""
-    from cortex_fa.sweep import SweepSpec
+    from cortex_fa.spec import SweepSpec
 
     table = dict(table)
     table["grid"] = {name: convert_values(name, v) for name, v in (table.get("grid") or {}).items()}
@@ -196,6 +181,9 @@ def check_out(out: Path, run_dir=None) -> None:
 
 def main(args) -> int:
     from cortex_fa.cluster import check_preload, load_preloads
+    from cortex_fa.extras import require
+
+    require("dask", "cortex-fa sweep")  # before user code is preloaded or anything is probed
 
     out = Path(args.out)
     check_out(out, args.run_dir)

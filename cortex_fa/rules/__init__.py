@@ -13,6 +13,7 @@ from cortex_fa.rules.backprop import Backprop, ReadoutOnly
 from cortex_fa.rules.base import LearningRule, feedback_projections
 from cortex_fa.rules.direct import DirectFeedbackAlignment, DirectRandomTargetProjection
 from cortex_fa.rules.feedback_alignment import FeedbackAlignment, KolenPollack
+from cortex_fa.rules.indirect import IndirectFeedbackAlignment
 from cortex_fa.rules.sign_symmetry import (
     BatchRandomMagnitudeSignFeedback,
     FixedRandomMagnitudeSignFeedback,
@@ -56,6 +57,7 @@ for _cls in (
     DirectFeedbackAlignment,
     KolenPollack,
     DirectRandomTargetProjection,
+    IndirectFeedbackAlignment,
     ReadoutOnly,
 ):
     register(_cls)

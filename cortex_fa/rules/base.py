@@ -39,7 +39,7 @@ class LearningRule:
     ----------
     name : str
         Registry name (``--rule NAME``).
-    pathway : {"layerwise", "direct", "none"}
+    pathway : {"layerwise", "direct", "indirect", "none"}
         Topology of the feedback projections.
     signal : {"error", "target"}
         What a direct rule projects: the output error or the (negated) target.
@@ -121,3 +121,6 @@ def feedback_projections(network):
     elif network.pathway == "direct":
         for l in range(1, len(cols)):
             yield l, cols[l - 1].feedback, sizes[-1], sizes[l]
+    elif network.pathway == "indirect" and len(cols) > 1:
+        # D_1 is drawn exactly like DFA's D_1 (same shape, fans and order)
+        yield 1, cols[0].feedback, sizes[-1], sizes[1]

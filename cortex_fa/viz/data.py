@@ -153,19 +153,20 @@ def last_valid(da: xr.DataArray, dim: str = "step") -> xr.DataArray:
 
 
 def final_test_error(ds: xr.Dataset) -> xr.DataArray:
-    """Final test error in percent, per run.
+    """The headline test error in percent, per run, as ``cortex-fa report`` reports it.
 
-    Uses :func:`cortex_fa.analysis.test_errors` when available (a diverged run
-    then counts at chance, as in ``cortex-fa report``); else the last finite
-    ``test_accuracy``.
+    With a validation split, the test error at the best-validation epoch
+    (``selected``); without one, the final test error (a diverged run counts
+    at chance). Falls back to the last finite ``test_accuracy``.
     """
     try:
-        from cortex_fa.analysis import test_errors
+        from cortex_fa.analysis import default_metric, test_errors
 
-        err = test_errors(ds)["final_error"]
+        kind = default_metric(ds)
+        err = test_errors(ds)[f"{kind}_error"]
     except ImportError:
-        err = 100.0 * (1.0 - last_valid(ds["test_accuracy"]))
-    return err.rename("test_error").assign_attrs(long_name="final test error", units="%")
+        kind, err = "final", 100.0 * (1.0 - last_valid(ds["test_accuracy"]))
+    return err.rename("test_error").assign_attrs(long_name=f"{kind} test error", units="%", kind=kind)
 
 
 def breaking_depth(ds: xr.Dataset, margin: float = 0.5, reference: str = "bp") -> xr.DataArray:

@@ -73,7 +73,10 @@ def time_axis(df, logx):
 
 
 def test_error_vs_depth(ds, rules=None, margin=0.5, reference="bp", sel=None):
-    """Final test error (%) against depth, one line per rule, breaking depths marked.
+    """Headline test error (%) against depth, one line per rule, breaking depths marked.
+
+    With a validation split the error is the test error at the best-validation
+    epoch (see :func:`cortex_fa.analysis.test_errors`), else the final one.
 
     The band is the 95 % interval over seeds; faint dots are single seeds and a
     large cross marks each rule's breaking depth, from
@@ -104,7 +107,8 @@ def test_error_vs_depth(ds, rules=None, margin=0.5, reference="bp", sel=None):
             at = df[df["depth"] == bd].assign(breaking_depth=bd)
             cross = hv.Scatter(at, "depth", ["test_error", "breaking_depth"], label=rule)
             items.append(style.markers(cross, color, size=14, marker="x"))
-    title = f"Final test error vs depth (× = breaking depth vs {reference}, margin {margin:g} pp)"
+    kind = "Selected" if err.attrs.get("kind") == "selected" else "Final"
+    title = f"{kind} test error vs depth (× = breaking depth vs {reference}, margin {margin:g} pp)"
     depths = [int(d) for d in ds["depth"].values]  # integer ticks only
     fig = style.panel(hv.Overlay(items), title, "depth (hidden columns)", style.label("test_error"),
                       legend="top_left", width=620, height=380)  # errors grow to the right

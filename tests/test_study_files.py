@@ -1,0 +1,72 @@
+"""Committed study files open, and the tables quoted from them in the docs match them.
+
+A docs table that quotes a study file is preceded by ``<!-- table: NAME KIND -->``
+(NAME: ``docs/data/NAME.nc``; KIND: which quantity). Each such table is
+recomputed here from the file with :mod:`cortex_fa.analysis`, formatted as
+``cortex-fa report`` formats it, and compared cell by cell.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cortex_fa import analysis, selection
+from cortex_fa.results import open_results
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "docs" / "data"
+MARKER = re.compile(r"<!-- table: (?P<name>[\w.-]+) (?P<kind>\w+) -->\n(?P<table>(\|.*\|\n)+)")
+
+
+def quoted_tables():
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for m in MARKER.finditer(page.read_text()):
+            rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in m["table"].splitlines()]
+            yield pytest.param(m["name"], m["kind"], rows[0], rows[2:], id=f"{page.stem}:{m['name']}:{m['kind']}")
+
+
+def _interval_cell(summary, kind, **at):
+    mean, lo, hi = (float(summary[f"{kind}_{k}"].sel(**at)) for k in ("mean", "lo", "hi"))
+    return f"{mean:.2f}" + ("" if not np.isfinite(lo) else f" [{lo:.2f}, {hi:.2f}]")
+
+
+def expected_cell(study, kind, rule, column):
+    """The cell of ``kind`` for ``rule`` under a header such as 'depth 3' or 'lr 0.3' or 'chosen'."""
+    if kind in ("final_error", "selected_error"):
+        depth = int(column.split()[1])
+        return _interval_cell(analysis.error_summary(study), kind.replace("_error", ""), rule=rule, depth=depth)
+    if kind == "best_validation_by_seed":  # header 'seed N', one row per rule at the study's one depth
+        best = 100.0 * study["validation_accuracy"].max("step").sel(rule=rule).squeeze("depth", drop=True)
+        return f"{float(best.sel(seed=int(column.split()[1]))):.2f}"
+    if kind == "choose_lr":
+        choice = selection.choose_option(study, "lr")
+        if column == "chosen":
+            return f"{float(choice.chosen.sel(rule=rule)):g}"
+        return f"{float(choice.score.sel(rule=rule, lr=float(column.split()[1]))):.2f}"
+    raise AssertionError(f"no recipe for table kind {kind!r}")
+
+
+@pytest.mark.parametrize("path", sorted(DATA.glob("*.nc")), ids=lambda p: p.name)
+def test_committed_study_file_opens(path):
+    study = open_results(path)
+    assert {"rule", "depth", "seed", "step", "layer"} <= set(study.dims)
+    assert (study["status"] != "missing").sum() > 0
+
+
+def test_every_committed_study_is_quoted_somewhere():
+    quoted = {p.values[0] for p in quoted_tables()}
+    assert {p.stem for p in DATA.glob("*.nc")} <= quoted
+
+
+@pytest.mark.parametrize("name,kind,header,rows", list(quoted_tables()))
+def test_quoted_table_matches_its_study_file(name, kind, header, rows):
+    study = open_results(DATA / f"{name}.nc")
+    assert rows, "an empty table"
+    for row in rows:
+        rule = row[0]
+        for column, cell in zip(header[1:], row[1:]):
+            assert cell == expected_cell(study, kind, rule, column), f"{name} {kind}: {rule} / {column}"
