@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from cortex_fa.errors import ConfigError
-from cortex_fa.rules.base import LearningRule
+from cortex_fa.rules.direct import DirectFeedbackAlignment
 
 
-class IndirectFeedbackAlignment(LearningRule):
+class IndirectFeedbackAlignment(DirectFeedbackAlignment):
     """IFA (Nøkland 2016, Fig. 1d).
 
     One fixed random matrix :math:`D_1` (shape ``(n_L, n_1)``) carries the
@@ -23,7 +23,7 @@ class IndirectFeedbackAlignment(LearningRule):
     deeper columns receive their teaching signal on the same basal synapses
     ``W_l`` that carry their input, so no synapse ever needs the value of
     another. At depth 1 the rule is DFA (and FA, whose ``B_2`` is drawn
-    like ``D_1``).
+    like ``D_1``); it shares DFA's draw of ``D_1`` and its checks.
     """
 
     name = "ifa"
@@ -31,9 +31,6 @@ class IndirectFeedbackAlignment(LearningRule):
     pathway = "indirect"
     signal = "error"
     summary = "indirect feedback alignment (output error -> column 1 -> up the forward weights)"
-
-    def init_state(self, network, rng):
-        return {"D": self.draw_feedback(network, rng)}
 
     def feedback(self, weights, state, layer):
         """``D_1`` for ``layer == 1``; the columns above have no feedback matrix."""
@@ -43,8 +40,6 @@ class IndirectFeedbackAlignment(LearningRule):
 
     @classmethod
     def check_config(cls, config):
-        super().check_config(config)
-        if config.feedback_init == "zero":
-            raise ConfigError(f"rule '{cls.name}' with feedback_init 'zero' sends no signal; use xavier, he, lecun or fixed")
+        super().check_config(config)  # DFA's: zero feedback sends no signal
         if config.backend != "numpy":
             raise ConfigError(f"rule '{cls.name}' runs on the numpy backend only; use --backend numpy")
