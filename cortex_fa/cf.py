@@ -101,7 +101,12 @@ def to_file(ds: xr.Dataset, *, what: str | None = None) -> xr.Dataset:
     for dim in [d for d in out.dims if d in out.indexes]:
         index = out.indexes[dim]
         if out[dim].dtype.kind in "OUS":
-            out = out.drop_indexes(dim).rename_vars({dim: LABEL.format(dim)})
+            label = LABEL.format(dim)
+            out = out.drop_indexes(dim).rename_vars({dim: label})
+            if any(ch.isspace() for ch in label):
+                # a CF `coordinates` attribute is a space-separated list of names: a name
+                # with a space (a user's option name) cannot be listed there, so it stays data
+                out = out.reset_coords(label)
         else:
             if not index.is_unique or not (index.is_monotonic_increasing or index.is_monotonic_decreasing):
                 out = out.sortby(dim)
@@ -124,5 +129,5 @@ def from_file(ds: xr.Dataset) -> xr.Dataset:
     for dim in ds.dims:
         label = LABEL.format(dim)
         if dim not in ds.variables and label in ds.variables and ds[label].dims == (dim,):
-            ds = ds.rename_vars({label: dim}).set_xindex(dim)
+            ds = ds.set_coords(label).rename_vars({label: dim}).set_xindex(dim)
     return ds
