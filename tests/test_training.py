@@ -46,7 +46,9 @@ def test_netcdf_round_trip(tmp_path, tiny_data):
     ds = train(rule="usf", hidden=(16,), epochs=1, batch_size=100, data=tiny_data, progress=False)
     path = cfa.save_results(ds, tmp_path / "run.nc")
     back = cfa.open_results(path)
+    history = back.attrs.pop("history")  # the one thing a write adds: a line of provenance
     xr.testing.assert_identical(ds, back)
+    assert len(history.splitlines()) == 1 and "save_results" in history and "history" not in ds.attrs
     assert not list(tmp_path.glob("*.tmp"))  # the temporary file was renamed away
 
 
