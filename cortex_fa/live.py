@@ -12,12 +12,14 @@ resumed sweep deletes the ones a killed run left behind.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from cortex_fa.results import PARTIAL_SUFFIX, partial_path, save_results
 
 __all__ = ["PARTIAL_SUFFIX", "PartialWriter", "partial_path"]
+DEFAULT_INTERVAL = 2.0  # seconds: live enough for a person watching, cheap for the run
 
 
 class PartialWriter:
@@ -27,8 +29,9 @@ class PartialWriter:
     ----------
     path : path-like
         The partial file to keep (see :func:`cortex_fa.results.partial_path`).
-    interval : float
-        Fewest seconds between two writes. The first logged step is written at
+    interval : float, optional
+        Fewest seconds between two writes (default 2, or
+        ``$CORTEX_FA_LIVE_INTERVAL``). The first logged step is written at
         once, so a reader sees the run as soon as it starts.
     budget : float
         Largest share of the run's time spent writing: after a write that took
@@ -42,8 +45,10 @@ class PartialWriter:
     remembered in :attr:`error` and stops further writes rather than the run.
     """
 
-    def __init__(self, path, *, interval: float = 2.0, budget: float = 0.02):
+    def __init__(self, path, *, interval: float | None = None, budget: float = 0.02):
         self.path = Path(path)
+        if interval is None:
+            interval = float(os.environ.get("CORTEX_FA_LIVE_INTERVAL", DEFAULT_INTERVAL))
         self.interval, self.budget = float(interval), float(budget)
         self.next_at = 0.0  # monotonic time of the earliest next write
         self.writes, self.seconds, self.error = 0, 0.0, None

@@ -72,11 +72,16 @@ class Header(pn.viewable.Viewer):
         self.update(ds, None)
 
     def update(self, ds, status: str | None) -> None:
+        """Show ``ds``'s identity and the ``status`` line (None: no status line)."""
+        self.ds = ds
         line = (f'<div class="cfa-status" style="color:#0b5394">{esc(status)}</div>'
                 if status else "")
         self.pane.object = (f'<div class="cfa-header"><b style="font-size:18px">{esc(self.label)}</b>'
                             f'&nbsp; <span style="color:#555">{esc(identity(ds, self.label))}</span>'
                             f"{line}</div>")
+
+    def set_status(self, status: str | None) -> None:
+        self.update(self.ds, status)
 
     def __panel__(self):
         return self.pane

@@ -70,15 +70,18 @@ class LiveSource:
         files, a run's final file name, or its partial file name.
     min_age : float
         Seconds a result is reused before the disk is looked at again.
+    since : float, optional
+        Ignore files last modified before this time (``time.time()``): the
+        result of an earlier run that the one starting now will overwrite.
     """
 
-    def __init__(self, path, *, min_age: float = 1.0):
+    def __init__(self, path, *, min_age: float = 1.0, since: float | None = None):
         path = check_live_path(path)
         self.is_run = path.name.endswith(".nc")
         if self.is_run:  # NAME.partial.nc -> watch NAME.nc and its partial file
             self.final = (path.with_name(path.name[: -len(PARTIAL_SUFFIX)] + ".nc")
                           if is_partial(path) else path)
-        self.path, self.min_age = path, min_age
+        self.path, self.min_age, self.since = path, min_age, since
         self.version = 0  # bumped whenever the Dataset changes
         self.ds, self.progress = None, Progress()
         self._seen: dict = {}  # file -> ((size, mtime_ns), Dataset)
@@ -99,13 +102,21 @@ class LiveSource:
     # -- reading ------------------------------------------------------------
     def _files(self) -> list[Path]:
         if self.is_run:
-            return [self.final] if self.final.exists() else [partial_path(self.final)]
-        if not self.path.is_dir():
+            found = [self.final, partial_path(self.final)]
+        elif self.path.is_dir():
+            found = sorted(self.path.glob("*.nc"))
+        else:
             return []
-        found = sorted(self.path.glob("*.nc"))
+        found = [f for f in found if self._fresh(f)]
         finals = {f.name for f in found if not is_partial(f)}
         return [f for f in found if not is_partial(f) or
                 f.name[: -len(PARTIAL_SUFFIX)] + ".nc" not in finals]
+
+    def _fresh(self, path: Path) -> bool:
+        try:
+            return self.since is None or path.stat().st_mtime >= self.since
+        except OSError:
+            return False
 
     def _total(self):
         if self.is_run:
