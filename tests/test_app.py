@@ -53,7 +53,7 @@ def test_study_app_builds_with_every_view(study):
     app = create_app(study)
     root = app.get_root()
     (dash,) = app.dashboards
-    assert set(dash.figures) == {"curves", "profile", "heatmap", "error", "flow"}
+    assert set(dash.figures) == {"curves", "alignment", "profile", "heatmap", "error", "flow"}
     assert "test_accuracy (depth 2)" in titles(root)
     assert columns(root, "test_accuracy")
 
