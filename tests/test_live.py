@@ -142,3 +142,25 @@ def test_sigkill_leaves_nothing_taken_for_a_finished_run(tmp_path):
     assert not study.run_file_ok(final, cfg.hash())  # resume trains it again...
     assert study.clean_temporaries(run_dir) >= 1  # ... after deleting the stale partial file
     assert not partial_path(final).exists()
+
+
+def test_run_serve_trains_and_serves_the_live_app(tmp_path):
+    import urllib.request
+
+    from test_security import free_port, stop, wait_listening
+
+    out, port, log = tmp_path / "fa.nc", free_port(), tmp_path / "run.log"
+    cmd = [sys.executable, "-m", "cortex_fa.cli", "run", "--rule", "fa", "--hidden", "16", "--train-subset",
+           "500", "--batch-size", "50", "--probe-size", "50", "--quiet", "--out", str(out), "--serve",
+           "--port", str(port)]
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env())
+    try:
+        wait_listening(port, proc, log, timeout=300)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=300) as page:
+            assert page.status == 200
+        wait_for(lambda: "keeps serving" in log.read_text(), proc, timeout=300)
+        assert f"http://127.0.0.1:{port}/" in log.read_text() and open_results(out).attrs["status"] == "ok"
+        assert proc.poll() is None  # still serving after the run
+    finally:
+        stop(proc)
