@@ -92,14 +92,14 @@ def test_epoch_player_moves_the_marker_and_the_depth_profile(study):
     dash = app.dashboards[0]
     first = dash.steps[0]
     dash.player.value = first
-    (span,) = root.select({"type": Span})
-    assert span.location == first + 1  # log time axis: updates + 1
+    spans = list(root.select({"type": Span}))  # one marker on each time curve (metric, alignment)
+    assert len(spans) == 2 and all(s.location == first + 1 for s in spans)  # log axis: updates + 1
     profile = columns(root, "delta_alignment")
     want = study["delta_alignment"].sel(step=first, rule="fa", layer=1, depth=1).mean("seed")
     assert any(np.isclose(a[0], float(want)) for a in profile if a.size)
     assert any(f"step {first})" in t for t in titles(root))
     dash.w["logx"].value = False
-    assert root.select_one({"type": Span}).location == pytest.approx(dash.epoch_of[first])
+    assert all(s.location == pytest.approx(dash.epoch_of[first]) for s in root.select({"type": Span}))
 
 
 def test_layer_widget_picks_the_layer_of_the_alignment_views(study):
