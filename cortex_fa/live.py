@@ -67,7 +67,10 @@ class PartialWriter:
         spent = time.monotonic() - now
         self.writes += 1
         self.seconds += spent
-        self.next_at = time.monotonic() + max(self.interval, spent / self.budget)
+        # The first write pays the NetCDF writer's one-time imports, which the final
+        # save would pay anyway: only later writes set the pace of the budget.
+        pause = self.interval if self.writes == 1 else max(self.interval, spent / self.budget)
+        self.next_at = time.monotonic() + pause
 
     def discard(self) -> None:
         """Remove the partial file (call once the final file is written)."""
