@@ -84,7 +84,7 @@ def test_live_page_grows_while_a_sweep_runs(browser, tmp_path):
         page.locator("select:has(option[value='train_loss'])").first.select_option("train_loss")
         wait_for_title(page, "train_loss (depth 1)", timeout=300_000)
         early_done, early_len = runs_done(status_text(page)), longest(page, "train_loss")
-        assert 0 <= early_done < 4 and early_len > 0
+        assert 0 <= early_done < 4  # (a partial file of step 0 only has no train_loss yet)
         page.wait_for_function(
             f"""() => {{ const m = ({MODELS})().filter(x => x.type == 'ColumnDataSource')
                  .map(x => x.data instanceof Map ? x.data.get('train_loss') : x.data['train_loss'])
