@@ -79,7 +79,7 @@ def test_live_page_grows_while_a_sweep_runs(browser, tmp_path):
         page.evaluate("() => { window.__cfa_same_page = 1 }")  # gone if the page reloads
         env = {**os.environ, "CORTEX_FA_LIVE_INTERVAL": "0.5"}
         sweep = start(["sweep", *SWEEP, "--out", str(tmp_path / "study.nc")], tmp_path / "sweep.log", env)
-        wait_for_title(page, "test_accuracy (depth 1)", timeout=240_000)  # the first partial file
+        wait_for_title(page, "test_accuracy (depth 1)", timeout=900_000)  # a Dask cluster, MNIST, then a partial file
         # The user picks a metric logged at every step; it must survive every refresh.
         page.locator("select:has(option[value='train_loss'])").first.select_option("train_loss")
         wait_for_title(page, "train_loss (depth 1)", timeout=300_000)
