@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cortex_fa import analysis, selection
+from cortex_fa import analysis, presets, selection
 from cortex_fa.results import open_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +47,12 @@ def expected_cell(study, kind, rule, column):
         if column == "chosen":
             return f"{float(choice.chosen.sel(rule=rule)):g}"
         return f"{float(choice.score.sel(rule=rule, lr=float(column.split()[1]))):.2f}"
+    if kind == "preset_comparison":  # NAME is the preset; headers published/measured/shortfall/reproduced
+        row = next(r for r in presets.load(study.attrs["preset_name"]).compare(study) if r["rule"] == rule)
+        return {"published": f"{row['published']:g}",
+                "measured": f"{row['mean']:.2f} [{row['lo']:.2f}, {row['hi']:.2f}]",
+                "shortfall": f"{row['shortfall']:+.2f}",
+                "reproduced": "yes" if row["reproduced"] else "no"}[column.split()[0]]
     raise AssertionError(f"no recipe for table kind {kind!r}")
 
 
@@ -65,6 +71,7 @@ def test_every_committed_study_is_quoted_somewhere():
 @pytest.mark.parametrize("name,kind,header,rows", list(quoted_tables()))
 def test_quoted_table_matches_its_study_file(name, kind, header, rows):
     study = open_results(DATA / f"{name}.nc")
+    study.attrs["preset_name"] = name
     assert rows, "an empty table"
     for row in rows:
         rule = row[0]
