@@ -77,3 +77,13 @@ def test_quoted_table_matches_its_study_file(name, kind, header, rows):
         rule = row[0]
         for column, cell in zip(header[1:], row[1:]):
             assert cell == expected_cell(study, kind, rule, column), f"{name} {kind}: {rule} / {column}"
+
+
+def test_a_run_stuck_at_chance_is_named_by_the_report():
+    """bp at lr 0.3 with 7 columns, seed 1, finished 'ok' at 10.9 % validation accuracy; seed 0 learned."""
+    from cortex_fa.cli.report import stuck_runs
+
+    study = open_results(DATA / "bp_lr0.3_depth7.nc")
+    lines = stuck_runs(study)
+    assert len(lines) == 1 and lines[0].startswith("rule=bp depth=7 seed=1:") and "10.90 %" in lines[0]
+    assert stuck_runs(open_results(DATA / "depth_study_converged.nc")) == []
