@@ -58,9 +58,14 @@ def _json_object(text: str) -> dict:
     return value
 
 
+# What --train-subset none / --patience none parse to: argparse's "not given" is
+# None too, and a flag that says none must still override a --config value.
+EXPLICIT_NONE = "none"
+
+
 def _optional_int(text: str):
     if text.strip().lower() in ("none", "all", "0"):
-        return None
+        return EXPLICIT_NONE
     try:
         return int(text)
     except ValueError:
@@ -69,7 +74,7 @@ def _optional_int(text: str):
 
 def _optional_count(text: str):
     if text.strip().lower() in ("none", "off"):
-        return None
+        return EXPLICIT_NONE
     try:
         return int(text)
     except ValueError:
@@ -137,5 +142,5 @@ def run_options(args, *, skip=()) -> dict:
             continue
         value = getattr(args, field.name, None)
         if value is not None:
-            values[field.name] = value
+            values[field.name] = None if value is EXPLICIT_NONE else value
     return values
