@@ -127,7 +127,8 @@ def forward_and_feedback(rule, weights, state, kinds):
 def receptive_fields(w1: np.ndarray, n_units: int = RF_UNITS, shape=IMAGE_SHAPE) -> np.ndarray:
     """The first ``n_units`` columns of :math:`W_1` as images: ``(units, rows, cols)``, float32."""
     n = min(n_units, w1.shape[1])
-    return np.ascontiguousarray(np.asarray(w1[:, :n], np.float32).T.reshape(n, *shape))
+    # a copy: for column-major W_1 the transpose-reshape is a view that training would overwrite
+    return np.array(w1[:, :n].T, dtype=np.float32, order="C").reshape(n, *shape)
 
 
 class SnapshotRecorder:

@@ -22,7 +22,7 @@ from cortex_fa import backends, kernels, metrics, optim, rules, snapshots
 from cortex_fa.config import RunConfig
 from cortex_fa.errors import ConfigError
 from cortex_fa.network import Network
-from cortex_fa.results import RunRecorder
+from cortex_fa.results import RunRecorder, annotate
 
 # A mean batch loss this many times the chance-level loss (or NaN/inf) ends the
 # run as diverged: a network that learns never comes near it, one that blew up
@@ -202,7 +202,7 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
             stopped_early=int(stopped_early),
         )
     ds = recorder.to_dataset(status=status, diverged_at=step if status == "diverged" else None)
-    return ds if snaps is None else ds.merge(snaps.to_dataset(steps_per_epoch), combine_attrs="override")
+    return ds if snaps is None else annotate(ds.merge(snaps.to_dataset(steps_per_epoch), combine_attrs="override"))
 
 
 def _progress(enabled, total, desc):
