@@ -219,10 +219,13 @@ def test_size_limits_count_runs_not_pairs(files):
         cfa.open_results(d / "fa2.nc", limits={"bytes": 100_000})
 
 
-def test_run_file_with_snapshots_passes_the_cf_checker(files):
+def test_run_and_study_files_with_snapshots_pass_the_cf_checker(files):
     from test_cf import assert_cf_clean
 
-    assert_cf_clean(files[0] / "fa2.nc")
+    d, _ = files
+    assert_cf_clean(d / "fa2.nc")
+    cfa.save_results(cfa.open_results(d), d.parent / "study_cf.nc")
+    assert_cf_clean(d.parent / "study_cf.nc")
 
 
 # -- the view ------------------------------------------------------------------------------
