@@ -287,7 +287,7 @@ def test_scatter_and_receptive_fields_render_on_real_mnist(mnist_pair, tmp_path)
         hv.render(fig, backend="bokeh")
     title = synapses.synapse_scatter(fa, 2).opts.get(backend="bokeh").kwargs["title"]
     assert f"{float(fa.weight_alignment.isel(step=-1).sel(layer=2)):.1f}°" in title
-    assert "logged 0.0°" in synapses.synapse_scatter(bp, 3, snapshot=0).opts.get(backend="bokeh").kwargs["title"]
+    assert "∠ 0.0°, sample 0.0°" in synapses.synapse_scatter(bp, 3, snapshot=0).opts.get(backend="bokeh").kwargs["title"]
     grid = synapses.receptive_fields(bp, fa, snapshot=40, n=16)
     assert len(grid) == 2
     plot = hv.render(grid, backend="bokeh")

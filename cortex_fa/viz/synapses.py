@@ -167,8 +167,8 @@ def synapse_scatter(ds, layer: int, snapshot=None, *, sel=None, size: int = 340)
     ok = np.isfinite(fwd) & np.isfinite(fb)
     x, y = fwd[ok].astype(np.float64), fb[ok].astype(np.float64)
     logged, sample = logged_angle(run, int(layer), step), pair_angle(x, y)
-    angle = f"∠ logged {logged:.1f}°" if np.isfinite(logged) else "∠ not logged"
-    title = f"{head}\n{_when(snap, step)}: {angle}, sample {sample:.1f}° ({len(x)} pairs)"
+    angle = f"∠ {logged:.1f}°" if np.isfinite(logged) else "∠ not logged"
+    title = f"{head}\n{_when(snap, step)}: {angle}, sample {sample:.1f}°"
     xd, yd = hv.Dimension("forward", label=xlabel), hv.Dimension("feedback", label=ylabel)
     color = style.rule_color(str(run["rule"].item()), [])
     dots = hv.Scatter((x, y), xd, yd).opts(color=color, size=3, alpha=0.35, tools=["hover"], backend="bokeh")
@@ -182,7 +182,7 @@ def synapse_scatter(ds, layer: int, snapshot=None, *, sel=None, size: int = 340)
 
 def _size(obj, size: int):
     obj = obj.opts(width=size, height=size, backend="bokeh")
-    return obj.opts(fig_size=110, aspect=1, backend="matplotlib")
+    return obj.opts(fig_size=130, aspect=1, fontsize={"title": 10}, backend="matplotlib")
 
 
 def synapse_scatters(ds, snapshot=None, *, sel=None):
@@ -263,9 +263,11 @@ def caption(ds, layer: int, snapshot=None, *, sel=None) -> str:
             KINDS["direct"]: "direct feedback D against the forward path from this column to the readout",
             KINDS["forward_only"]: "no feedback synapses: the forward weights' distribution"}[kind]
     angle = f"{logged:.1f}°" if np.isfinite(logged) else "not logged"
+    pairs = int(np.isfinite(snap["snapshot_forward"].sel(layer=layer).values).sum())
     esc = lambda v: html.escape(str(v), quote=True)  # noqa: E731
     return (f"<p><b>{esc(run['rule'].item())}</b>, depth {int(run['depth'])}, seed {int(run['seed'])}, "
-            f"column {int(layer)} at {esc(_when(snap, step))}: {esc(what)}; weight alignment {esc(angle)}.</p>")
+            f"column {int(layer)} at {esc(_when(snap, step))}: {esc(what)} ({pairs} sampled pairs); "
+            f"weight alignment {esc(angle)}.</p>")
 
 
 def default_pair(ds, depth=None) -> list[dict]:
