@@ -8,13 +8,11 @@ path, ``G_l[j, i]``. What ``F`` and ``G`` are depends on the rule's pathway
 (the same pairing as ``weight_alignment``, so that
 :math:`\\angle(\\mathrm{vec}\\, G_l, \\mathrm{vec}\\, F_l^T)` *is* the logged angle):
 
-=====================  ===============================================  ==================
-kind (code)            forward ``F_l`` (shape)                          feedback ``G_l``
-=====================  ===============================================  ==================
-``layerwise`` (1)      :math:`W_l` ``(n_{l-1}, n_l)``                   :math:`B_l` as used (BP: :math:`W_l^T`)
-``direct`` (2)         :math:`P_l = W_{l+1} \\cdots W_L` ``(n_l, n_L)``  :math:`D_l` ``(n_L, n_l)``
-``forward_only`` (0)   :math:`W_l`                                      none (NaN)
-=====================  ===============================================  ==================
+- ``layerwise`` (code 1): :math:`F_l = W_l`, shape ``(n_{l-1}, n_l)``, and
+  :math:`G_l = B_l` as the rule uses it (backprop: :math:`W_l^T`).
+- ``direct`` (code 2): :math:`F_l = P_l = W_{l+1} \\cdots W_L`, shape
+  ``(n_l, n_L)``, and :math:`G_l = D_l`, shape ``(n_L, n_l)``.
+- ``forward_only`` (code 0): :math:`F_l = W_l` and no feedback (NaN).
 
 ``forward_only`` columns are those without a feedback matrix: column 1 of a
 layer-wise rule (``B_1`` is never used), the readout of a direct rule, the
@@ -26,7 +24,7 @@ random numbers of one without and trains identically. The first
 columns of :math:`W_1` as 28 x 28 images).
 
 Pure numpy; :mod:`cortex_fa.training` calls :class:`SnapshotRecorder`, and
-:func:`attach` adds its arrays to the run's Dataset.
+:meth:`SnapshotRecorder.to_dataset` gives the variables merged into the run's Dataset.
 """
 
 from __future__ import annotations
