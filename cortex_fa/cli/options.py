@@ -36,6 +36,7 @@ HELP = {
     "patience": "stop after this many epochs without a better validation accuracy (none: never)",
     "dropout": "inverted dropout rate of the hidden columns, training only",
     "input_dropout": "inverted dropout rate of the input pixels, training only",
+    "snapshots": "store W/B snapshots: at most this many synapse pairs per column (0: none), e.g. 2000",
 }
 
 

@@ -127,6 +127,7 @@ def _selection_tables(study) -> list[Table]:
 def build_tables(study, *, margin=0.5, reference="bp", metric=None) -> list[Table]:
     """Every table of the report, in order: the headline error first."""
     from cortex_fa import analysis, selection
+    from cortex_fa.cf import RUN_INTERNAL_DIMS
 
     s = analysis.error_summary(study)
     validated = analysis.has_validation(study)
@@ -134,7 +135,7 @@ def build_tables(study, *, margin=0.5, reference="bp", metric=None) -> list[Tabl
     tables = [_interval(s, k, "depth", f"{k}_error", ERROR_TITLES[k]) for k in kinds]
     if validated:
         tables += _selection_tables(study)
-        for dim in (d for d in study.dims if d not in ("rule", "depth", "seed", "step", "layer")):
+        for dim in (d for d in study.dims if d not in ("rule", "depth", "seed", *RUN_INTERNAL_DIMS)):
             choice = selection.choose_option(study, dim)
             table = _wide(choice.score, dim, ".2f", f"choose_{dim}",
                           f"Best validation accuracy (%) per {dim}, mean over depths and seeds; "
