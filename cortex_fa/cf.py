@@ -41,7 +41,14 @@ COORDINATES = {
     "depth": ("network depth: number of hidden columns", "1"),
     "seed": ("seed of the run's random generator", "1"),
     "width": ("units per hidden column", "1"),
+    "snapshot_step": ("updates done when the synapse snapshot was taken", "1"),
+    "snapshot_epoch": ("epochs done when the synapse snapshot was taken", "1"),
+    "unit": ("unit index in column 1 (0-based)", "1"),
+    "pixel_row": ("input image row (0 = top)", "1"),
+    "pixel_col": ("input image column (0 = left)", "1"),
 }
+# Dims inside one run (a study adds run dims around them): the log, and the synapse snapshots.
+RUN_INTERNAL_DIMS = ("step", "layer", "snapshot_step", "pair", "unit", "pixel_row", "pixel_col")
 
 
 def annotate_coords(ds: xr.Dataset) -> xr.Dataset:

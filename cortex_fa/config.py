@@ -32,7 +32,10 @@ DEFAULT_MAX_PARAMETERS = 50_000_000
 # MNIST's training file; the validation split is carved from its end.
 N_TRAIN_IMAGES = 60_000
 # Options added in 0.3 and their defaults, which keep 0.2 behaviour (and 0.2 hashes).
-HASH_NEUTRAL_DEFAULTS = {"validation": 0, "patience": None, "dropout": 0.0, "input_dropout": 0.0}
+HASH_NEUTRAL_DEFAULTS = {"validation": 0, "patience": None, "dropout": 0.0, "input_dropout": 0.0,
+                         "snapshots": 0}
+# Largest synapse sample per column that --snapshots accepts (see cortex_fa.snapshots.MAX_PAIRS).
+MAX_SNAPSHOT_PAIRS = 100_000
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,12 @@ class RunConfig:
     metrics : bool
         Compute alignment and norm metrics at logging steps (test metrics are
         always computed at epoch ends).
+    snapshots : int
+        Store synapse snapshots: at step 0, steps 1, 8, 64, ... of the first
+        epoch and every epoch end (where logged), a fixed random sample of at
+        most ``snapshots`` forward/feedback pairs per column and the receptive
+        fields of the first 64 units of column 1 (see :mod:`cortex_fa.snapshots`).
+        0: none. A column with fewer synapses is stored whole.
     backend : str
         ``"numpy"`` or ``"brian2"``.
     rule_params, backend_params : dict
@@ -125,6 +134,7 @@ class RunConfig:
     log_early: bool = True
     log_every: int = 1
     metrics: bool = True
+    snapshots: int = 0
     backend: str = "numpy"
     rule_params: dict = field(default_factory=dict)
     backend_params: dict = field(default_factory=dict)
@@ -247,6 +257,10 @@ def _validate(cfg: RunConfig) -> None:
         if getattr(cfg, name) >= 1:
             raise ConfigError(f"{name} must be in [0, 1) (the fraction of units dropped), got {getattr(cfg, name)!r}")
     _check_number(cfg, "seed", minimum=0, integer=True)
+    _check_number(cfg, "snapshots", minimum=0, integer=True)
+    if cfg.snapshots > MAX_SNAPSHOT_PAIRS:
+        raise ConfigError(f"snapshots {cfg.snapshots} is more than {MAX_SNAPSHOT_PAIRS:,} synapse pairs per column; "
+                          "a few thousand show the alignment cloud, e.g. 2000")
     for name in ("log_early", "metrics"):
         if not isinstance(getattr(cfg, name), bool):
             raise ConfigError(f"{name} must be true or false, got {getattr(cfg, name)!r}")

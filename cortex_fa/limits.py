@@ -20,6 +20,7 @@ import os
 import re
 import numpy as np
 
+from cortex_fa.cf import RUN_INTERNAL_DIMS
 from cortex_fa.errors import ResultsError, did_you_mean
 
 ENV = {"steps": "CORTEX_FA_MAX_STEPS", "layers": "CORTEX_FA_MAX_LAYERS", "runs": "CORTEX_FA_MAX_RUNS",
@@ -42,7 +43,8 @@ class Limits:
     layers : int
         Length of the ``layer`` dimension.
     runs : int
-        Product of the other dimensions (``rule`` x ``depth`` x ``seed`` x swept options).
+        Product of the run dimensions (``rule`` x ``depth`` x ``seed`` x swept options;
+        not the dims inside a run such as the synapse snapshots' ``pair``).
     bytes : int
         Total size of all variables once decompressed.
     variables : int
@@ -122,7 +124,7 @@ def check_file(path, limits: Limits | None = None) -> None:
             shapes = [(v.dimensions, _itemsize(v)) for v in nc.variables.values()]
     except Exception as exc:  # netCDF4 raises OSError/ValueError/RuntimeError on junk
         raise ResultsError(f"{path} is not a readable NetCDF file ({type(exc).__name__}: {str(exc)[:120]})") from None
-    run_dims = [d for d in sizes if d not in ("step", "layer") and not STRING_DIM.match(d)]
+    run_dims = [d for d in sizes if d not in RUN_INTERNAL_DIMS and not STRING_DIM.match(d)]
     nbytes = sum(math.prod(sizes[d] for d in dims) * itemsize for dims, itemsize in shapes)
     check_sizes(path, limits, steps=sizes.get("step", 0), layers=sizes.get("layer", 0),
                 runs=math.prod(sizes[d] for d in run_dims), nbytes=nbytes, variables=len(shapes))

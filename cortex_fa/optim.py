@@ -73,21 +73,30 @@ class Adam:
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.m = [np.zeros(s, dtype) for s in shapes]
         self.v = [np.zeros(s, dtype) for s in shapes]
+        self.scratch = None
         self.t = 0
 
     def steps(self, grads, lr: float):
+        """Return increments; overwrites ``grads`` (one scratch array per parameter, no temporaries)."""
         self.t += 1
         c1 = 1.0 - self.beta1**self.t
         c2 = 1.0 - self.beta2**self.t
+        if self.scratch is None:  # a fresh temporary per step re-faults its pages every step
+            self.scratch = [np.empty_like(m) for m in self.m]
         out = []
-        for m, v, g in zip(self.m, self.v, grads):
+        for m, v, g, s in zip(self.m, self.v, grads, self.scratch):
             m *= self.beta1
-            m += (1.0 - self.beta1) * g
+            m += np.multiply(g, 1.0 - self.beta1, out=s)
             v *= self.beta2
-            v += (1.0 - self.beta2) * (g * g)
-            denom = np.sqrt(v / c2)
-            denom += self.eps
-            out.append(np.divide(m, denom, out=g) * np.float32(-lr / c1))
+            s = np.multiply(g, g, out=s)
+            s *= 1.0 - self.beta2
+            v += s
+            np.divide(v, c2, out=s)
+            np.sqrt(s, out=s)
+            s += self.eps
+            np.divide(m, s, out=g)
+            g *= np.float32(-lr / c1)
+            out.append(g)
         return out
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from cortex_fa import __version__
-from cortex_fa.cf import CONVENTIONS, SCHEMA_TITLE, annotate_coords, from_file, to_file
+from cortex_fa import __version__, snapshots
+from cortex_fa.cf import CONVENTIONS, RUN_INTERNAL_DIMS, SCHEMA_TITLE, annotate_coords, from_file, to_file
 from cortex_fa.combine import combine_runs
 from cortex_fa.errors import ResultsError
 from cortex_fa.limits import Limits, check_file, check_sizes
@@ -42,6 +42,7 @@ VARIABLES = {
     "validation_loss": ("loss on the validation split (held-out training images)", "1"),
     "validation_accuracy": ("accuracy on the validation split (held-out training images)", "1"),
     "wall_time": ("training time so far, metric and test evaluation excluded", "s"),
+    **snapshots.VARIABLES,  # synapse snapshots (RunConfig.snapshots): dims of their own
 }
 # A run still training keeps NAME.partial.nc next to the NAME.nc it will write (see cortex_fa.live).
 PARTIAL_SUFFIX = ".partial.nc"
@@ -123,6 +124,7 @@ def annotate(ds: xr.Dataset) -> xr.Dataset:
     for name, (long_name, units) in VARIABLES.items():
         if name in ds:
             ds[name].attrs.update(long_name=long_name, units=units)
+    snapshots.annotate(ds)
     return annotate_coords(ds)
 
 
@@ -145,6 +147,8 @@ def save_results(ds: xr.Dataset, path, *, compress: bool = True, history: str | 
     encoding = {}
     if compress:
         encoding = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars if ds[v].dtype.kind in "fiu"}
+    for name, packing in snapshots.file_encoding(ds).items():  # receptive fields as 16-bit integers
+        encoding[name] = {**encoding.get(name, {}), **packing}
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
@@ -220,7 +224,7 @@ def validate(ds: xr.Dataset, source="dataset") -> xr.Dataset:
             raise ResultsError(f"{source}: variable {name} holds {ds[name].dtype} values; expected numbers")
         if name in ds and name in PER_LAYER and not {"step", "layer"} <= set(ds[name].dims):
             raise ResultsError(f"{source}: variable {name} has dims {ds[name].dims}; expected step and layer")
-    if set(ds.dims) - {"step", "layer"} and "status" not in ds:  # a study: one status per run
+    if set(ds.dims) - set(RUN_INTERNAL_DIMS) and "status" not in ds:  # a study: one status per run
         raise ResultsError(f"{source} is a study without its 'status' variable (ok/diverged/missing per run)")
     if "config" in ds.attrs:
         try:

@@ -18,11 +18,11 @@ import time
 
 import numpy as np
 
-from cortex_fa import backends, kernels, metrics, optim, rules
+from cortex_fa import backends, kernels, metrics, optim, rules, snapshots
 from cortex_fa.config import RunConfig
 from cortex_fa.errors import ConfigError
 from cortex_fa.network import Network
-from cortex_fa.results import RunRecorder
+from cortex_fa.results import RunRecorder, annotate
 
 # A mean batch loss this many times the chance-level loss (or NaN/inf) ends the
 # run as diverged: a network that learns never comes near it, one that blew up
@@ -133,6 +133,11 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
     diverged_loss = DIVERGED_FACTOR * chance_loss(config.loss)
 
     val_history: list[float] = []
+    # Synapse snapshots draw their sample from a stream of their own: rng is untouched.
+    snaps = None
+    if config.snapshots:
+        snaps = snapshots.SnapshotRecorder(network.sizes, rule.pathway, config.snapshots, config.seed,
+                                           snapshots.snapshot_steps(steps_per_epoch, config.epochs, schedule))
 
     def log(step, run_loss, run_correct, run_seen, *, test: bool):
         row = {"train_loss": run_loss / run_seen if run_seen else np.nan,
@@ -144,6 +149,8 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
                 val_history.append(row["validation_accuracy"])
         if config.metrics and step in schedule:
             row.update(probe.evaluate(rule, model.weights, model.biases, model.activations, model.state))
+        if snaps is not None and step in snaps.steps:
+            snaps.take(step, rule, model.weights, model.state)
         recorder.add(step, clock, row)
         if on_log is not None:  # outside the clock: live writing is not training time
             on_log(recorder)
@@ -200,7 +207,8 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
             stopped_epoch=len(val_history),
             stopped_early=int(stopped_early),
         )
-    return recorder.to_dataset(status=status, diverged_at=step if status == "diverged" else None)
+    ds = recorder.to_dataset(status=status, diverged_at=step if status == "diverged" else None)
+    return ds if snaps is None else annotate(ds.merge(snaps.to_dataset(steps_per_epoch), combine_attrs="override"))
 
 
 def _progress(enabled, total, desc):

@@ -100,3 +100,20 @@ def test_version_and_help_exit_cleanly():
     assert out.returncode == 0 and out.stdout.strip() == f"cortex-fa {cfa.__version__}"
     bad = subprocess.run([sys.executable, "-m", "cortex_fa.cli", "run", "--nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("flag,field", [("--patience", "patience"), ("--train-subset", "train_subset")])
+def test_a_none_flag_overrides_the_config_file(tmp_path, flag, field):
+    """`--patience none` must switch off a preset's early stopping (argparse's 'not given' is None too)."""
+    import argparse
+
+    from cortex_fa.cli.options import add_run_options, run_options
+
+    config = tmp_path / "c.toml"
+    config.write_text("[run]\nvalidation = 1000\npatience = 10\ntrain_subset = 5000\n")
+    parser = argparse.ArgumentParser()
+    add_run_options(parser)
+    assert run_options(parser.parse_args(["--config", str(config)]))[field] in (10, 5000)
+    values = run_options(parser.parse_args(["--config", str(config), flag, "none"]))
+    assert values[field] is None
+    assert cfa.RunConfig.from_dict(values).to_dict()[field] is None

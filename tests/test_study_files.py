@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cortex_fa import analysis, selection
+from cortex_fa import analysis, presets, selection
 from cortex_fa.results import open_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ def _interval_cell(summary, kind, **at):
 
 def expected_cell(study, kind, rule, column):
     """The cell of ``kind`` for ``rule`` under a header such as 'depth 3' or 'lr 0.3' or 'chosen'."""
-    if kind in ("final_error", "selected_error"):
+    if kind in ("final_error", "selected_error", "oracle_best_error"):
         depth = int(column.split()[1])
         return _interval_cell(analysis.error_summary(study), kind.replace("_error", ""), rule=rule, depth=depth)
     if kind == "best_validation_by_seed":  # header 'seed N', one row per rule at the study's one depth
@@ -47,6 +47,8 @@ def expected_cell(study, kind, rule, column):
         if column == "chosen":
             return f"{float(choice.chosen.sel(rule=rule)):g}"
         return f"{float(choice.score.sel(rule=rule, lr=float(column.split()[1]))):.2f}"
+    if kind == "preset_comparison":  # NAME is the preset; headers published/measured/shortfall/reproduced
+        return comparison_cells(study.attrs["preset_name"], rule)[column.split()[0]]
     raise AssertionError(f"no recipe for table kind {kind!r}")
 
 
@@ -62,11 +64,47 @@ def test_every_committed_study_is_quoted_somewhere():
     assert {p.stem for p in DATA.glob("*.nc")} <= quoted
 
 
-@pytest.mark.parametrize("name,kind,header,rows", list(quoted_tables()))
+def comparison_cells(preset, rule):
+    """``cortex-fa reproduce``'s comparison of ``rule`` in ``docs/data/PRESET.nc``, as docs cells."""
+    row = next(r for r in presets.load(preset).compare(open_results(DATA / f"{preset}.nc")) if r["rule"] == rule)
+    return {"published": f"{row['published']:g}",
+            "measured": f"{row['mean']:.2f} [{row['lo']:.2f}, {row['hi']:.2f}]",
+            "shortfall": f"{row['shortfall']:+.2f}",
+            "reproduced": "yes" if row["reproduced"] else "no"}
+
+
+def test_the_reproductions_status_table_matches_the_committed_preset_studies():
+    """docs/reproductions.md's status table: one row per preset and rule, from docs/data/PRESET.nc if it exists."""
+    tables = [t for t in quoted_tables() if t.values[:2] == ("presets", "reproductions")]
+    assert len(tables) == 1, "the status table's marker is missing"
+    _, _, header, rows = tables[0].values
+    assert {p.stem for p in DATA.glob("*.nc")} & set(presets.available()), "no preset study committed yet"
+    for row in rows:
+        preset, rule = row[0].strip("`"), row[1]
+        cells = dict(zip((h.split()[0] for h in header[2:]), row[2:]))
+        if not (DATA / f"{preset}.nc").exists():
+            assert cells["measured"] == "not run yet", f"{preset}: no docs/data/{preset}.nc"
+            assert cells["published"] == f"{presets.load(preset).published_errors[rule]:g}"
+            continue
+        assert cells == comparison_cells(preset, rule), f"{preset} / {rule}"
+
+
+@pytest.mark.parametrize("name,kind,header,rows", [t for t in quoted_tables() if t.values[1] != "reproductions"])
 def test_quoted_table_matches_its_study_file(name, kind, header, rows):
     study = open_results(DATA / f"{name}.nc")
+    study.attrs["preset_name"] = name
     assert rows, "an empty table"
     for row in rows:
         rule = row[0]
         for column, cell in zip(header[1:], row[1:]):
             assert cell == expected_cell(study, kind, rule, column), f"{name} {kind}: {rule} / {column}"
+
+
+def test_a_run_stuck_at_chance_is_named_by_the_report():
+    """bp at lr 0.3 with 7 columns, seed 1, finished 'ok' at 10.9 % validation accuracy; seed 0 learned."""
+    from cortex_fa.cli.report import stuck_runs
+
+    study = open_results(DATA / "bp_lr0.3_depth7.nc")
+    lines = stuck_runs(study)
+    assert len(lines) == 1 and lines[0].startswith("rule=bp depth=7 seed=1:") and "10.90 %" in lines[0]
+    assert stuck_runs(open_results(DATA / "depth_study_converged.nc")) == []

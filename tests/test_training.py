@@ -112,3 +112,20 @@ def test_fa_learns_real_mnist_and_aligns(mnist):
     assert 80 < float(hidden_angle.isel(step=0)) < 100  # random feedback: about orthogonal at start
     assert float(hidden_angle.isel(step=-1)) < 75  # and clearly below 90 after one epoch
     assert ds.attrs["data_sha256"] == mnist.data_sha256
+
+
+def test_adam_steps_match_the_textbook_update_and_reuse_no_temporaries():
+    """Three Adam steps on fixed gradients against Kingma & Ba's formulas in float64."""
+    from cortex_fa import optim
+
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal((4, 3)).astype(np.float32) for _ in range(3)]
+    opt = optim.Adam([(4, 3)])
+    m = v = np.zeros((4, 3))
+    for t, g in enumerate(grads, start=1):
+        (step,) = opt.steps([g.copy()], lr=0.01)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g.astype(np.float64) ** 2
+        expected = -0.01 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        np.testing.assert_allclose(step, expected, rtol=2e-5)
+    assert step.dtype == np.float32 and opt.scratch[0].shape == (4, 3)

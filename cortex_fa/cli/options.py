@@ -36,6 +36,7 @@ HELP = {
     "patience": "stop after this many epochs without a better validation accuracy (none: never)",
     "dropout": "inverted dropout rate of the hidden columns, training only",
     "input_dropout": "inverted dropout rate of the input pixels, training only",
+    "snapshots": "store W/B snapshots: at most this many synapse pairs per column (0: none), e.g. 2000",
 }
 
 
@@ -58,9 +59,14 @@ def _json_object(text: str) -> dict:
     return value
 
 
+# What --train-subset none / --patience none parse to: argparse's "not given" is
+# None too, and a flag that says none must still override a --config value.
+EXPLICIT_NONE = "none"
+
+
 def _optional_int(text: str):
     if text.strip().lower() in ("none", "all", "0"):
-        return None
+        return EXPLICIT_NONE
     try:
         return int(text)
     except ValueError:
@@ -69,7 +75,7 @@ def _optional_int(text: str):
 
 def _optional_count(text: str):
     if text.strip().lower() in ("none", "off"):
-        return None
+        return EXPLICIT_NONE
     try:
         return int(text)
     except ValueError:
@@ -137,5 +143,5 @@ def run_options(args, *, skip=()) -> dict:
             continue
         value = getattr(args, field.name, None)
         if value is not None:
-            values[field.name] = value
+            values[field.name] = None if value is EXPLICIT_NONE else value
     return values

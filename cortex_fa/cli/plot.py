@@ -1,7 +1,8 @@
 """``cortex-fa plot``: write the standard figures of a results file.
 
 Each figure becomes a standalone interactive HTML file (Bokeh, no server
-needed) and a PNG (Matplotlib, no browser needed).
+needed) and a PNG (Matplotlib, no browser needed). Files with synapse
+snapshots (``--snapshots``) add ``synapses`` and ``receptive_fields``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from pathlib import Path
 
 from cortex_fa.errors import BackendUnavailable, ConfigError, CortexFAError, choices_text, did_you_mean
 
-# Kept in sync with cortex_fa.viz.figures.FIGURES (not imported: --help stays fast).
+# Kept in sync with cortex_fa.viz.figures.FIGURES and viz.synapses.FIGURES (not imported: --help stays fast).
 FIGURES = ("test_error_vs_depth", "learning_curves", "alignment_curves", "alignment_heatmap",
-           "gradient_flow")
+           "gradient_flow", "synapses", "receptive_fields")
 
 
 def register(subparsers) -> None:
@@ -21,7 +22,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "plot", help="write figures (HTML and PNG) from a run or study file",
         description="Write test error vs depth, learning curves, alignment curves, an "
-                    "alignment heatmap and gradient flow as HTML and PNG files.")
+                    "alignment heatmap and gradient flow as HTML and PNG files; for files "
+                    "written with --snapshots also the synapse scatters and receptive fields.")
     p.add_argument("file", help="results NetCDF file (a run or a study)")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")
     p.add_argument("--format", choices=("both", "html", "png"), default="both",

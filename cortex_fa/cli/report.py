@@ -127,6 +127,7 @@ def _selection_tables(study) -> list[Table]:
 def build_tables(study, *, margin=0.5, reference="bp", metric=None) -> list[Table]:
     """Every table of the report, in order: the headline error first."""
     from cortex_fa import analysis, selection
+    from cortex_fa.cf import RUN_INTERNAL_DIMS
 
     s = analysis.error_summary(study)
     validated = analysis.has_validation(study)
@@ -134,7 +135,7 @@ def build_tables(study, *, margin=0.5, reference="bp", metric=None) -> list[Tabl
     tables = [_interval(s, k, "depth", f"{k}_error", ERROR_TITLES[k]) for k in kinds]
     if validated:
         tables += _selection_tables(study)
-        for dim in (d for d in study.dims if d not in ("rule", "depth", "seed", "step", "layer")):
+        for dim in (d for d in study.dims if d not in ("rule", "depth", "seed", *RUN_INTERNAL_DIMS)):
             choice = selection.choose_option(study, dim)
             table = _wide(choice.score, dim, ".2f", f"choose_{dim}",
                           f"Best validation accuracy (%) per {dim}, mean over depths and seeds; "
@@ -190,6 +191,23 @@ def problem_runs(study) -> list[str]:
     return lines
 
 
+# A finished run whose best accuracy stays below this never left chance (10 %): its
+# "selected" error is a number, but not a measurement of the rule (bp at lr 0.3, depth 7).
+LEARNED_ACCURACY = 0.2
+
+
+def stuck_runs(study) -> list[str]:
+    """One line per finished (``ok``) run whose best held-out accuracy stayed below 20 %."""
+    kind = "validation_accuracy" if "validation_accuracy" in study else "test_accuracy"
+    best = study[kind].max("step").where(study["status"] == "ok")
+    lines = []
+    for idx in zip(*np.nonzero((best < LEARNED_ACCURACY).values)):
+        where = " ".join(f"{d}={best[d].values[i]}" for d, i in zip(best.dims, idx))
+        lines.append(f"{where}: best {kind.replace('_', ' ')} {100 * float(best.values[idx]):.2f} % "
+                     f"{str(study['config_hash'].values[idx])}")
+    return lines
+
+
 def render_text(table: Table) -> str:
     frame = table.text.reset_index()
     cols = [str(c) for c in frame.columns]
@@ -239,12 +257,19 @@ def main(args) -> int:
     problems = problem_runs(study)
     print("\n\n".join(render_text(t) for t in tables))
     print("\nDiverged or missing runs:" + ("".join(f"\n  {p}" for p in problems) if problems else " none"))
+    stuck = stuck_runs(study)
+    if stuck:  # printed only when there are some: a study that learned needs no empty section
+        print(f"\nRuns that did not learn (best accuracy below {100 * LEARNED_ACCURACY:.0f} %; their errors "
+              "enter the tables above):" + "".join(f"\n  {p}" for p in stuck))
     if args.no_write:
         return 0
     md = [f"# Report: {Path(args.path).name}", "", f"Runs: {int((study.status != 'missing').sum())}; "
           f"dims: {dict(study.sizes)}", ""]
     md += [render_markdown(t) + "\n" for t in tables]
     md += ["### Diverged or missing runs", ""] + ([f"- {p}" for p in problems] or ["none"])
+    if stuck:
+        md += ["", f"### Runs that did not learn (best accuracy below {100 * LEARNED_ACCURACY:.0f} %)", ""]
+        md += [f"- {p}" for p in stuck]
     report = Path(f"{stem}.report.md")
     try:
         report.write_text("\n".join(md) + "\n")

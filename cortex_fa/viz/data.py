@@ -61,7 +61,9 @@ def as_study(ds: xr.Dataset) -> xr.Dataset:
 
 def extra_dims(ds: xr.Dataset) -> list[str]:
     """Swept dimensions beyond rule/depth/seed/step/layer (e.g. ``lr``)."""
-    return [d for d in ds.dims if d not in (*RUN_DIMS, "step", "layer")]
+    from cortex_fa.cf import RUN_INTERNAL_DIMS  # step, layer and the synapse snapshots' dims
+
+    return [d for d in ds.dims if d not in (*RUN_DIMS, *RUN_INTERNAL_DIMS)]
 
 
 def select(ds: xr.Dataset, **sel) -> xr.Dataset:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import holoviews as hv
 
-from cortex_fa.viz import figures
+from cortex_fa.viz import figures, synapses
 
 FORMATS = ("html", "png")
 
@@ -50,7 +50,8 @@ def save_figure(obj, path, fmt: str, resources: str = "inline", title: str | Non
 
 def save_figures(ds, outdir, formats=FORMATS, resources: str = "inline", depth=None, sel=None,
                  only=None):
-    """Write the figures of :func:`figures.all_figures` (or just ``only``) into ``outdir``.
+    """Write the figures of :func:`figures.all_figures` and, for files with synapse
+    snapshots, :func:`synapses.synapse_figures` (or just ``only``) into ``outdir``.
 
     Returns
     -------
@@ -62,6 +63,11 @@ def save_figures(ds, outdir, formats=FORMATS, resources: str = "inline", depth=N
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     figs, skipped = figures.all_figures(ds, sel=sel, depth=depth, only=only)
+    if only is None or set(only) & set(synapses.FIGURES):
+        more, why = synapses.synapse_figures(ds, depth=depth, sel=sel)
+        wanted = synapses.FIGURES if only is None else [n for n in synapses.FIGURES if n in only]
+        figs.update({n: more[n] for n in wanted if n in more})
+        skipped.update({n: why[n] for n in wanted if n in why})
     written = []
     for name, obj in figs.items():
         for fmt in formats:
