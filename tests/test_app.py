@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,3 +205,19 @@ def test_serve_app_script_reads_paths_from_args_or_env(tmp_path, monkeypatch):
     assert result_paths(["x"], {ENV_VAR: f"a.nc{__import__('os').pathsep}b.nc"}) == ["a.nc", "b.nc"]
     with pytest.raises(ResultsError):
         result_paths(["x"], {})
+
+
+def test_the_headline_of_a_study_with_validation_is_the_selected_error():
+    """The app's error-vs-depth panel uses the best-validation epoch, as the report does."""
+    from cortex_fa.results import open_results
+    from cortex_fa.viz.data import final_test_error
+
+    ds = open_results(Path(__file__).resolve().parents[1] / "docs" / "data" / "depth_study_converged.nc")
+    dash = create_app(ds).dashboards[0]
+    title = dash.figures["error"].opts.get(backend="bokeh").kwargs["title"]
+    assert title.startswith("Selected test error vs depth")
+    err = final_test_error(ds)
+    assert err.attrs["kind"] == "selected"
+    drawn = columns(dash.panes["error"].get_root(), "test_error")
+    want = err.mean("seed").sel(rule="bp").values
+    assert any(a.shape == want.shape and np.allclose(a, want) for a in drawn)

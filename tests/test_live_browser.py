@@ -83,6 +83,8 @@ def test_live_page_grows_while_a_sweep_runs(browser, tmp_path):
         sweep = start(["sweep", *SWEEP, "--out", str(tmp_path / "study.nc")], tmp_path / "sweep.log", env)
         wait_for_title(page, "test_accuracy (depth 1)", timeout=900_000)  # a Dask cluster, MNIST, then a partial file
         # The user picks a metric logged at every step; it must survive every refresh.
+        # (a step-0 partial file has no train_loss yet: the option appears with the next one)
+        page.locator("select:has(option[value='train_loss'])").first.wait_for(state="attached", timeout=300_000)
         page.locator("select:has(option[value='train_loss'])").first.select_option("train_loss")
         wait_for_title(page, "train_loss (depth 1)", timeout=300_000)
         early_done, early_len = runs_done(status_text(page)), longest(page, "train_loss")
@@ -128,8 +130,13 @@ def test_the_depth_study_fits_a_laptop_screen(browser, tmp_path):
         tabs = ["Performance vs depth", "Alignment over training", "Alignment map", "Gradient flow"]
         for tab in tabs:
             page.get_by_text(tab, exact=True).first.click()
+            # a tab is laid out when first shown (dynamic tabs): wait for its plots, then let them settle
+            deadline, boxes = time.monotonic() + 120, []
+            while not boxes and time.monotonic() < deadline:
+                time.sleep(1.0)
+                boxes = [b for b in (c.bounding_box() for c in page.locator("canvas").all() if c.is_visible())
+                         if b and b["width"] > 50 and b["height"] > 50]
             time.sleep(1.0)
-            # visible canvases only: the other tabs' plots are laid out too, but hidden
             boxes = [b for b in (c.bounding_box() for c in page.locator("canvas").all() if c.is_visible())
                      if b and b["width"] > 50 and b["height"] > 50]
             assert boxes, f"tab {tab} shows no plot"
@@ -137,7 +144,58 @@ def test_the_depth_study_fits_a_laptop_screen(browser, tmp_path):
             wide = max(b["x"] + b["width"] for b in boxes)
             assert low <= 768 and wide <= 1366, f"tab {tab}: plots reach ({wide:.0f}, {low:.0f})"
         page.get_by_text("Synapses", exact=True).first.click()
-        page.get_by_text("needs snapshot data", exact=False).first.wait_for(timeout=10_000)
+        page.get_by_text("holds no W/B snapshots", exact=False).first.wait_for(timeout=10_000)
+    finally:
+        page.close()
+        stop(server)
+
+
+def test_the_synapse_tab_draws_scatters_and_receptive_fields_with_ink(browser, tmp_path):
+    """A real-MNIST bp/fa study with snapshots: the tab shows clouds and fields, the player moves them."""
+    from PIL import Image, ImageStat
+
+    study = tmp_path / "snap.nc"
+    done = subprocess.run([sys.executable, "-m", "cortex_fa.cli", "sweep", "--rules", "bp,fa", "--depths", "2",
+                           "--width", "64", "--seeds", "0", "--epochs", "1", "--train-subset", "3000",
+                           "--probe-size", "100", "--snapshots", "400", "--workers", "1", "--quiet",
+                           "--out", str(study)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    port = free_port()
+    server = start(["serve", str(study), "--port", str(port), "--no-show"], tmp_path / "serve.log")
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    try:
+        wait_listening(port, server, tmp_path / "serve.log", timeout=300)
+        page.goto(f"http://127.0.0.1:{port}/", timeout=600_000)
+        wait_for_title(page, "test_accuracy (depth 2)", timeout=240_000)
+        page.get_by_text("Synapses", exact=True).first.click()
+        wait_for_title(page, "bp, depth 2, seed 0: column 2", timeout=60_000)
+        sizes = [len(a) for a in plotted(page, "forward")]
+        assert sizes and max(sizes) == 400  # the sampled pairs of a column, all drawn
+        assert page.evaluate(f"() => ({MODELS})().some(m => m.type == 'Image')")  # receptive fields
+        time.sleep(1.0)
+        shot = tmp_path / "synapses.png"
+        page.screenshot(path=str(shot))
+        boxes = [b for b in (c.bounding_box() for c in page.locator("canvas").all() if c.is_visible())
+                 if b and b["width"] > 100 and b["height"] > 100]
+        assert len(boxes) >= 3, boxes  # three column scatters at least (receptive fields may be below)
+        image = Image.open(shot).convert("RGB")
+        for b in boxes[:3]:
+            crop = image.crop((int(b["x"]), int(b["y"]), int(min(b["x"] + b["width"], 1366)),
+                               int(min(b["y"] + b["height"], 768))))
+            assert ImageStat.Stat(crop.convert("L")).var[0] > 50, f"an empty plot at {b}"
+        page.mouse.wheel(0, 700)
+        time.sleep(1.0)
+        page.screenshot(path=str(shot))
+        fields = [b for b in (c.bounding_box() for c in page.locator("canvas").all() if c.is_visible())
+                  if b and b["width"] > 100 and b["height"] > 100 and b["y"] >= 0]
+        image = Image.open(shot).convert("RGB")
+        inked = [len(image.crop((int(b["x"]), int(b["y"]), int(min(b["x"] + b["width"], 1366)),
+                                 int(min(b["y"] + b["height"], 768)))).getcolors(1 << 16) or ()) > 50
+                 for b in fields]
+        assert any(inked), "no receptive-field image with colour"
+        page.mouse.wheel(0, -700)
+        page.locator("button.first").first.click()  # the epoch player drives the tab
+        wait_for_title(page, "column 2\nstep 0 (", timeout=60_000)
     finally:
         page.close()
         stop(server)

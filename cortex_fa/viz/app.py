@@ -15,6 +15,7 @@ import panel as pn
 
 from cortex_fa.viz import figures, layout, style
 from cortex_fa.viz.layout import info_html  # noqa: F401 - its old home; scripts import it from here
+from cortex_fa.viz.synapse_tab import SynapseTab
 from cortex_fa.viz.data import (LAYER_VARS, STEP_VARS, as_study, extra_dims, layer_view,
                                 run_epoch, select, tidy)
 
@@ -50,16 +51,16 @@ class Dashboard(pn.viewable.Viewer):
         rules, depths = self._rules(), self.depths
         default = "test_accuracy" if "test_accuracy" in metrics else metrics[0]
         self.w = {
-            "metric": _widget(pn.widgets.Select, "Metric", options=metrics, value=default, width=170),
+            "metric": _widget(pn.widgets.Select, "Metric", options=metrics, value=default, width=160),
             # Buttons, not MultiChoice: its Choices.js renders option labels as HTML.
             "rules": _widget(pn.widgets.CheckButtonGroup, "Rules", options=rules, value=rules),
             "depth": _widget(pn.widgets.Select, "Depth (hidden columns)", options=depths,
-                             value=depths[-1], width=150),
+                             value=depths[-1], width=140),
             "layer": _widget(pn.widgets.Select, "Layer", options=self._layers(), value="last",
-                             width=150),
+                             width=120),
             "seeds": _widget(pn.widgets.RadioButtonGroup, "Seeds", value="mean",
                              options={"mean ± 95% CI": "mean", "per seed": "each"}),
-            "logx": _widget(pn.widgets.Checkbox, "log time axis (updates + 1)", value=True),
+            "logx": _widget(pn.widgets.Checkbox, "log time (updates + 1)", value=True),
         }
         self.extra = {d: _widget(pn.widgets.Select, str(d), options=list(self.study[d].values),
                                  width=120)
@@ -67,9 +68,10 @@ class Dashboard(pn.viewable.Viewer):
         buttons = {"visible_buttons": ["first", "previous", "pause", "play", "next", "last"]}
         self.player = _widget(pn.widgets.DiscretePlayer, "Epoch", options=[0], value=0,
                               interval=800, loop_policy="once", show_loop_controls=False,
-                              width=300, **(buttons if "visible_buttons" in
+                              width=225, **(buttons if "visible_buttons" in
                                             pn.widgets.DiscretePlayer.param else {}))
         self._sync_time(reset=True)
+        self.synapses = SynapseTab(ds, self.player)  # reads the file as opened: snapshots included
         self.time = hv.streams.Stream.define("Time", x=0.0)()
         self.marker = hv.DynamicMap(self._marker, streams=[self.time])
         self.figures = {}  # view name -> the HoloViews object on show
@@ -133,6 +135,7 @@ class Dashboard(pn.viewable.Viewer):
             self._quiet = False
         self._sync_time()
         self.header.update(ds, status)
+        self.synapses.update(ds)
         self.refresh(None)
 
     # -- state ------------------------------------------------------------

@@ -113,7 +113,8 @@ def test_error_vs_depth(ds, rules=None, margin=0.5, reference="bp", sel=None):
     kind = "Selected" if err.attrs.get("kind") == "selected" else "Final"
     title = f"{kind} test error vs depth (× = breaking depth vs {reference}, margin {margin:g} pp)"
     depths = [int(d) for d in ds["depth"].values]  # integer ticks only
-    fig = style.panel(hv.Overlay(items), title, "depth (hidden columns)", style.label("test_error"),
+    ylabel = f"{kind.lower()} test error (%)"  # selected: at the best-validation epoch
+    fig = style.panel(hv.Overlay(items), title, "depth (hidden columns)", ylabel,
                       legend="top_left", width=620, height=380)  # errors grow to the right
     return fig.opts(xticks=depths, backend="bokeh").opts(xticks=depths, backend="matplotlib")
 

@@ -102,23 +102,10 @@ def info_html(ds, label: str) -> str:
     return f"<h3>{esc(label)}</h3><table>{rows}</table><p>dims: {dims}</p>{details}"
 
 
-def synapses_view(dash) -> pn.viewable.Viewable:
-    """The "Synapses" tab: W and B snapshots (issue 14, part 2).
-
-    PLACEHOLDER, filled by ``cortex_fa.viz.synapses``: replace this body with
-    that module's view of ``dash.ds`` (the selected study) and, if it listens
-    to the widgets, ``dash.w`` / ``dash.player``.
-    """
-    return pn.pane.HTML(
-        '<div class="cfa-synapses-placeholder"><p><b>Synapses</b> (feedforward W and feedback B, '
-        "per layer and epoch): this view needs snapshot data, which this file does not hold. "
-        "Runs recorded with W/B snapshots will show them here.</p></div>", width=600)
-
-
 def dashboard_layout(dash) -> pn.viewable.Viewable:
     """Header, controls and the tabs of one :class:`~cortex_fa.viz.app.Dashboard`."""
     p = dash.panes
-    player = pn.Column("**Epoch** (animates the depth profile)", dash.player, width=320)
+    player = pn.Column("**Epoch** (player)", dash.player, width=240)
     controls = pn.FlexBox(*dash.w.values(), *dash.extra.values(), player)
     tabs = pn.Tabs(
         ("Performance vs depth", pn.Row(pn.Column(p["error"], caption("error", 600)),
@@ -127,8 +114,8 @@ def dashboard_layout(dash) -> pn.viewable.Viewable:
                                            pn.Column(p["profile"], caption("profile", 600)))),
         ("Alignment map", pn.Column(caption("heatmap", 1200), p["heatmap"])),
         ("Gradient flow", pn.Column(caption("flow", 1200), p["flow"])),
-        ("Synapses", synapses_view(dash)),
+        ("Synapses", dash.synapses),
         ("File", pn.pane.HTML(dash.info, width=700, styles={"font-size": "12px"})),
-        dynamic=False)
+        dynamic=True)  # a tab is laid out when first shown: plots built hidden come out squashed
     dash.tabs = tabs
     return pn.Column(dash.header, controls, tabs, sizing_mode="stretch_width")
