@@ -87,10 +87,17 @@ def test_depth_rules_and_seed_widgets_update_the_views(study):
     assert len(per_seed) == 2  # one line per seed, no band
 
 
+def every_view(dash):
+    """One Bokeh root holding all the dashboard's views (the page lays out only the open tab)."""
+    import panel as pn
+
+    return pn.Column(*dash.panes.values()).get_root()
+
+
 def test_epoch_player_moves_the_marker_and_the_depth_profile(study):
     app = create_app(study)
-    root = app.get_root()
     dash = app.dashboards[0]
+    root = every_view(dash)
     first = dash.steps[0]
     dash.player.value = first
     spans = list(root.select({"type": Span}))  # one marker on each time curve (metric, alignment)

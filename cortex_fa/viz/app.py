@@ -4,7 +4,7 @@
 so every session owns its widgets and views while the (read-only) Datasets are
 shared. Each view is a HoloViews pane whose object is rebuilt only when a
 widget it depends on changes; the epoch player moves a marker on the time
-curves (a DynamicMap, updated in place) and animates alignment across depth.
+curves (redrawn with them) and animates alignment across depth.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from cortex_fa.viz.data import (LAYER_VARS, STEP_VARS, as_study, extra_dims, lay
 ANGLES = ("delta_alignment", "weight_alignment", "update_alignment")
 # Which widgets each view listens to ("time" is the epoch player).
 DEPENDS = {
-    "curves": ("metric", "rules", "depth", "layer", "seeds", "logx", "extra"),
-    "alignment": ("metric", "rules", "depth", "layer", "seeds", "logx", "extra"),
+    "curves": ("metric", "rules", "depth", "layer", "seeds", "logx", "time", "extra"),
+    "alignment": ("metric", "rules", "depth", "layer", "seeds", "logx", "time", "extra"),
     "profile": ("metric", "rules", "layer", "seeds", "time", "extra"),
     "heatmap": ("metric", "rules", "layer", "extra"),
     "error": ("rules", "extra"),
@@ -72,8 +72,6 @@ class Dashboard(pn.viewable.Viewer):
                                             pn.widgets.DiscretePlayer.param else {}))
         self._sync_time(reset=True)
         self.synapses = SynapseTab(ds, self.player)  # reads the file as opened: snapshots included
-        self.time = hv.streams.Stream.define("Time", x=0.0)()
-        self.marker = hv.DynamicMap(self._marker, streams=[self.time])
         self.figures = {}  # view name -> the HoloViews object on show
         self.panes = {name: pn.pane.HoloViews(backend="bokeh", linked_axes=False)
                       for name in ("curves", "alignment", "profile", "error")}
@@ -177,8 +175,6 @@ class Dashboard(pn.viewable.Viewer):
         if changed == "extra":
             self.ds = select(self.study, **{d: w.value for d, w in self.extra.items()})
             self._sync_time()
-        if changed in ("time", "logx", "extra", None):
-            self.time.event(x=self.x_of(self.player.value))
         for name, deps in DEPENDS.items():
             if changed is None or changed in deps:
                 fig = self.figures[name] = getattr(self, f"_{name}")()
@@ -194,7 +190,7 @@ class Dashboard(pn.viewable.Viewer):
         return hv.VLine(x).opts(color="#444", line_dash="dotted", line_width=1.5,
                                 backend="bokeh")
 
-    def _curves(self, metric=None):
+    def _curves(self, metric=None, view="curves"):
         w = self.w
         metric = metric or w["metric"].value
         fig = figures.learning_curves(self.ds, metric, rules=w["rules"].value,
@@ -205,14 +201,16 @@ class Dashboard(pn.viewable.Viewer):
         logx = w["logx"].value
         layer = f", {self.layer_text()}" if metric in LAYER_VARS else ""
         title = f"{metric} (depth {w['depth'].value}{layer})"
-        # Overlaying the DynamicMap marker drops the overlay's options: set them again.
+        # Overlaying the marker drops the overlay's options: set them again.
         xlabel = style.label("updates" if logx else "epoch")
-        return style.panel(fig.last * self.marker, title, xlabel, style.label(metric), logx=logx,
+        # A plain VLine redrawn with the view: a DynamicMap marker moved on the server only.
+        marker = self._marker(self.x_of(self.player.value))
+        return style.panel(fig.last * marker, title, xlabel, style.label(metric), logx=logx,
                            legend="outside", width=480, height=320)
 
     def _alignment(self):
         """The alignment angle of the chosen layer over training, one line per rule."""
-        return self._curves(self.angle_var())
+        return self._curves(self.angle_var(), view="alignment")
 
     def _profile(self):
         """Alignment of the chosen layer across network depth at the player's epoch."""
@@ -290,6 +288,6 @@ def create_app(datasets):
         ``dashboards`` attribute lists the :class:`Dashboard` objects.
     """
     items = [(label, Dashboard(ds, label)) for label, ds in _labelled(datasets)]
-    layout = pn.Column(items[0][1]) if len(items) == 1 else pn.Tabs(*items, dynamic=True)
+    layout = pn.Column(items[0][1]) if len(items) == 1 else pn.Tabs(*items, dynamic=False)
     layout.dashboards = [dash for _, dash in items]  # handles for scripts and tests
     return layout

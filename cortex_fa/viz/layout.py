@@ -107,7 +107,7 @@ def dashboard_layout(dash) -> pn.viewable.Viewable:
     p = dash.panes
     player = pn.Column("**Epoch** (player)", dash.player, width=240)
     controls = pn.FlexBox(*dash.w.values(), *dash.extra.values(), player)
-    tabs = pn.Tabs(
+    views = [
         ("Performance vs depth", pn.Row(pn.Column(p["error"], caption("error", 600)),
                                         pn.Column(p["curves"], caption("curves", 600)))),
         ("Alignment over training", pn.Row(pn.Column(p["alignment"], caption("alignment", 600)),
@@ -116,6 +116,11 @@ def dashboard_layout(dash) -> pn.viewable.Viewable:
         ("Gradient flow", pn.Column(caption("flow", 1200), p["flow"])),
         ("Synapses", dash.synapses),
         ("File", pn.pane.HTML(dash.info, width=700, styles={"font-size": "12px"})),
-        dynamic=True)  # a tab is laid out when first shown: plots built hidden come out squashed
+    ]
+    tabs = pn.Tabs(*views, dynamic=False)
+    # Bokeh lays out the synapse panels squashed when they are built in a hidden tab: build
+    # them again when the tab is opened.
+    synapses_tab = [name for name, _ in views].index("Synapses")
+    tabs.param.watch(lambda e: e.new == synapses_tab and dash.synapses.redraw(), "active")
     dash.tabs = tabs
     return pn.Column(dash.header, controls, tabs, sizing_mode="stretch_width")

@@ -113,6 +113,11 @@ class SynapseTab(pn.viewable.Viewer):
         if self.body.objects != [self.views]:
             self.body.objects = [self.views]
 
+    def redraw(self) -> None:
+        """Build the panels again (the tab has just been opened)."""
+        self.shown = None
+        self.draw()
+
     def draw(self) -> None:
         """Redraw for the selected run at the snapshot the player points to (if that changed)."""
         if not self.runs or self.run.value not in self.runs:
