@@ -80,10 +80,10 @@ def test_depth_rules_and_seed_widgets_update_the_views(study):
     dash.w["depth"].value = 1
     assert "test_accuracy (depth 1)" in titles(root)
     dash.w["rules"].value = ["fa"]
-    curves = dash.figures["curves"].last  # DynamicMap: the overlay on show
+    curves = dash.figures["curves"]  # the overlay on show
     assert {el.label for el in curves if el.label} == {"fa"}
     dash.w["seeds"].value = "each"
-    per_seed = [el for el in dash.figures["curves"].last if type(el).__name__ == "Curve"]
+    per_seed = [el for el in dash.figures["curves"] if type(el).__name__ == "Curve"]
     assert len(per_seed) == 2  # one line per seed, no band
 
 
