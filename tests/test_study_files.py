@@ -42,6 +42,10 @@ def expected_cell(study, kind, rule, column):
     if kind == "best_validation_by_seed":  # header 'seed N', one row per rule at the study's one depth
         best = 100.0 * study["validation_accuracy"].max("step").sel(rule=rule).squeeze("depth", drop=True)
         return f"{float(best.sel(seed=int(column.split()[1]))):.2f}"
+    if kind == "best_validation_epoch_by_seed":  # header 'seed N': the epoch a run's error is selected at
+        val = study["validation_accuracy"].sel(rule=rule, seed=int(column.split()[1])).squeeze("depth", drop=True)
+        epoch = analysis.epoch_of(study).sel(rule=rule, seed=int(column.split()[1])).squeeze("depth", drop=True)
+        return f"{float(epoch.values[int(analysis.first_argmax(val.values))]):g}"
     if kind == "choose_lr":
         choice = selection.choose_option(study, "lr")
         if column == "chosen":
