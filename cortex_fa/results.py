@@ -44,6 +44,8 @@ VARIABLES = {
     "wall_time": ("training time so far, metric and test evaluation excluded", "s"),
     **snapshots.VARIABLES,  # synapse snapshots (RunConfig.snapshots): dims of their own
 }
+# A run still training keeps NAME.partial.nc next to the NAME.nc it will write (see cortex_fa.live).
+PARTIAL_SUFFIX = ".partial.nc"
 PER_STEP = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "validation_loss",
             "validation_accuracy", "wall_time")
 
@@ -171,6 +173,17 @@ def _umask() -> int:
     return mask
 
 
+def partial_path(path) -> Path:
+    """``run.nc`` -> ``run.partial.nc``: where a run in progress keeps its results so far."""
+    path = Path(path)
+    return path.with_name(path.name[:-3] + PARTIAL_SUFFIX if path.name.endswith(".nc") else path.name + PARTIAL_SUFFIX)
+
+
+def is_partial(path) -> bool:
+    """True for the file name of a run in progress (``*.partial.nc``)."""
+    return Path(path).name.endswith(PARTIAL_SUFFIX)
+
+
 def open_file(path, *, limits=None) -> xr.Dataset:
     """Open one run or study file: sizes checked, loaded, closed again, schema checked.
 
@@ -221,7 +234,7 @@ def validate(ds: xr.Dataset, source="dataset") -> xr.Dataset:
     return ds
 
 
-def open_results(path, *, limits=None) -> xr.Dataset:
+def open_results(path, *, limits=None, include_partial: bool = False) -> xr.Dataset:
     """Open a run or study file, a directory of run files, or a glob of them.
 
     Several files are combined into one study Dataset (see
@@ -235,6 +248,11 @@ def open_results(path, *, limits=None) -> xr.Dataset:
         Largest sizes a file may declare, e.g. ``{"steps": 10**6}``; defaults
         come from :class:`cortex_fa.limits.Limits` and the ``CORTEX_FA_MAX_*``
         environment variables. Beyond them a file is refused unread.
+    include_partial : bool
+        Also read the ``*.partial.nc`` files of runs in progress in a
+        directory (status ``running``; a run's final file wins over its
+        partial one). By default they are skipped: a directory's study holds
+        finished runs only.
 
     Raises
     ------
@@ -246,14 +264,25 @@ def open_results(path, *, limits=None) -> xr.Dataset:
     text = str(path)
     p = Path(text)
     if p.is_dir():
-        files = sorted(p.glob("*.nc"))
+        found = sorted(p.glob("*.nc"))
+        files = _drop_partial(found, include_partial)
         if not files:
-            raise ResultsError(f"directory {p} holds no .nc run files")
+            running = sum(is_partial(f) for f in found)
+            raise ResultsError(f"directory {p} holds no .nc run files" + (
+                f" yet, only {running} partial file(s) of runs in progress (*{PARTIAL_SUFFIX}; "
+                "'cortex-fa serve --live' shows them)" if running else ""))
     elif any(ch in text for ch in "*?["):
-        files = [Path(f) for f in sorted(_glob.glob(text))]
+        files = _drop_partial([Path(f) for f in sorted(_glob.glob(text))], include_partial)
         if not files:
             raise ResultsError(f"no files match {text}")
     else:
         return open_file(p, limits=limits)
     check_sizes(text, limits, runs=len(files), verb="holds")  # before opening any of them
     return annotate(combine_runs([open_file(f, limits=limits) for f in files], limits=limits))
+
+
+def _drop_partial(files, include_partial: bool) -> list[Path]:
+    """Drop partial files: all of them, or (``include_partial``) those whose run is finished."""
+    finals = {f for f in files if not is_partial(f)}
+    return [f for f in files if not is_partial(f)
+            or (include_partial and f.with_name(f.name[: -len(PARTIAL_SUFFIX)] + ".nc") not in finals)]

@@ -70,8 +70,9 @@ def write_manifest(run_dir: Path, manifest: dict) -> None:
 
 
 def clean_temporaries(run_dir: Path) -> int:
-    """Delete partial files left by a killed writer (``save_results`` temporaries)."""
-    stale = list(Path(run_dir).glob(".*.nc.*.tmp"))
+    """Delete what a killed sweep left: ``save_results`` temporaries and the
+    ``*.partial.nc`` files of runs that were in progress (they are trained again)."""
+    stale = [*Path(run_dir).glob(".*.nc.*.tmp"), *Path(run_dir).glob("*.partial.nc")]
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)

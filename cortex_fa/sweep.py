@@ -25,11 +25,12 @@ from cortex_fa.spec import MAX_DEPTH, SweepSpec, parse_list  # noqa: F401 - the 
 _DATA = {}  # per worker process: data_dir -> MNIST, loaded once
 
 
-def run_task(config: dict, run_dir: str, data_dir=None) -> dict:
+def run_task(config: dict, run_dir: str, data_dir=None, live: bool = True) -> dict:
     """Train one run on a worker and write ``<run_dir>/<hash>.nc``; return a summary.
 
     Idempotent: if the file is already complete (a retried task whose first
-    attempt wrote it) nothing is trained again.
+    attempt wrote it) nothing is trained again. With ``live`` the run keeps
+    ``<hash>.partial.nc`` up to date while it trains (see :mod:`cortex_fa.live`).
     """
     from cortex_fa.extras import require
 
@@ -37,7 +38,8 @@ def run_task(config: dict, run_dir: str, data_dir=None) -> dict:
     import dask
 
     from cortex_fa import study
-    from cortex_fa.results import save_results
+    from cortex_fa.live import PartialWriter
+    from cortex_fa.results import partial_path, save_results
     from cortex_fa.training import train
 
     cfg = RunConfig.from_dict(config)
@@ -56,8 +58,12 @@ def run_task(config: dict, run_dir: str, data_dir=None) -> dict:
     # Inside a task xarray would take a cluster-wide lock (a round trip to the scheduler)
     # for every file it writes; this run's file is ours alone, so a local lock will do.
     with threadpool_limits(1), dask.config.set(scheduler="synchronous"):
-        ds = train(cfg, _DATA[data_dir], progress=False)
+        # <hash>.partial.nc while it trains (the live app reads it); never taken for a finished run
+        writer = PartialWriter(partial_path(path)) if live else None
+        ds = train(cfg, _DATA[data_dir], progress=False, on_log=writer)
         save_results(ds, path)
+        if writer is not None:
+            writer.discard()
     return {**summary, "status": ds.attrs["status"]}
 
 

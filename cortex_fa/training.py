@@ -75,7 +75,7 @@ def best_epoch(accuracies, patience: int | None = None) -> tuple[int, bool]:
     return best, patience is not None and len(acc) - 1 - best >= patience
 
 
-def train(config: RunConfig | None = None, data=None, *, progress: bool = True, **overrides):
+def train(config: RunConfig | None = None, data=None, *, progress: bool = True, on_log=None, **overrides):
     """Train one network and return its results as an ``xarray.Dataset``.
 
     Parameters
@@ -86,6 +86,10 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
         Preloaded data (``cortex_fa.data.load_mnist()``); loaded if omitted.
     progress : bool
         Show a progress bar per epoch (on stderr).
+    on_log : callable, optional
+        Called as ``on_log(recorder)`` after every logged step, with the
+        :class:`~cortex_fa.results.RunRecorder` so far (e.g. a
+        :class:`cortex_fa.live.PartialWriter` that writes the partial results).
 
     Returns
     -------
@@ -148,6 +152,8 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
         if snaps is not None and step in snaps.steps:
             snaps.take(step, rule, model.weights, model.state)
         recorder.add(step, clock, row)
+        if on_log is not None:  # outside the clock: live writing is not training time
+            on_log(recorder)
 
     if 0 in schedule:
         # no test pass here: at step 0 it would only confirm chance accuracy, at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ def test_study_app_builds_with_every_view(study):
     app = create_app(study)
     root = app.get_root()
     (dash,) = app.dashboards
-    assert set(dash.figures) == {"curves", "profile", "heatmap", "error", "flow"}
+    assert set(dash.figures) == {"curves", "alignment", "profile", "heatmap", "error", "flow"}
     assert "test_accuracy (depth 2)" in titles(root)
     assert columns(root, "test_accuracy")
 
@@ -79,27 +80,34 @@ def test_depth_rules_and_seed_widgets_update_the_views(study):
     dash.w["depth"].value = 1
     assert "test_accuracy (depth 1)" in titles(root)
     dash.w["rules"].value = ["fa"]
-    curves = dash.figures["curves"].last  # DynamicMap: the overlay on show
+    curves = dash.figures["curves"]  # the overlay on show
     assert {el.label for el in curves if el.label} == {"fa"}
     dash.w["seeds"].value = "each"
-    per_seed = [el for el in dash.figures["curves"].last if type(el).__name__ == "Curve"]
+    per_seed = [el for el in dash.figures["curves"] if type(el).__name__ == "Curve"]
     assert len(per_seed) == 2  # one line per seed, no band
+
+
+def every_view(dash):
+    """One Bokeh root holding all the dashboard's views (the page lays out only the open tab)."""
+    import panel as pn
+
+    return pn.Column(*dash.panes.values()).get_root()
 
 
 def test_epoch_player_moves_the_marker_and_the_depth_profile(study):
     app = create_app(study)
-    root = app.get_root()
     dash = app.dashboards[0]
+    root = every_view(dash)
     first = dash.steps[0]
     dash.player.value = first
-    (span,) = root.select({"type": Span})
-    assert span.location == first + 1  # log time axis: updates + 1
+    spans = list(root.select({"type": Span}))  # one marker on each time curve (metric, alignment)
+    assert len(spans) == 2 and all(s.location == first + 1 for s in spans)  # log axis: updates + 1
     profile = columns(root, "delta_alignment")
     want = study["delta_alignment"].sel(step=first, rule="fa", layer=1, depth=1).mean("seed")
     assert any(np.isclose(a[0], float(want)) for a in profile if a.size)
     assert any(f"step {first})" in t for t in titles(root))
     dash.w["logx"].value = False
-    assert root.select_one({"type": Span}).location == pytest.approx(dash.epoch_of[first])
+    assert all(s.location == pytest.approx(dash.epoch_of[first]) for s in root.select({"type": Span}))
 
 
 def test_layer_widget_picks_the_layer_of_the_alignment_views(study):
@@ -204,3 +212,19 @@ def test_serve_app_script_reads_paths_from_args_or_env(tmp_path, monkeypatch):
     assert result_paths(["x"], {ENV_VAR: f"a.nc{__import__('os').pathsep}b.nc"}) == ["a.nc", "b.nc"]
     with pytest.raises(ResultsError):
         result_paths(["x"], {})
+
+
+def test_the_headline_of_a_study_with_validation_is_the_selected_error():
+    """The app's error-vs-depth panel uses the best-validation epoch, as the report does."""
+    from cortex_fa.results import open_results
+    from cortex_fa.viz.data import final_test_error
+
+    ds = open_results(Path(__file__).resolve().parents[1] / "docs" / "data" / "depth_study_converged.nc")
+    dash = create_app(ds).dashboards[0]
+    title = dash.figures["error"].opts.get(backend="bokeh").kwargs["title"]
+    assert title.startswith("Selected test error vs depth")
+    err = final_test_error(ds)
+    assert err.attrs["kind"] == "selected"
+    drawn = columns(dash.panes["error"].get_root(), "test_error")
+    want = err.mean("seed").sel(rule="bp").values
+    assert any(a.shape == want.shape and np.allclose(a, want) for a in drawn)

@@ -105,3 +105,9 @@ def test_probe_size_benchmark_writes_its_json(tmp_path, mnist):
         sd, mean = r["sd_deg"]["delta_alignment"], r["mean_deg"]["delta_alignment"]
         assert all(0 < s < 10 for s in sd[:3]) and sd[3] == 0  # hidden columns scatter; the readout is exact
         assert all(30 < m < 95 for m in mean[:3]) and r["ms_per_evaluation"] > 0
+
+
+def test_live_overhead_benchmark_writes_its_json(tmp_path):
+    result = _benchmark(tmp_path, "live_overhead", "--quick", "--rounds", "1", "--hidden", "16")
+    assert result["live_on_s"] > 0 and result["live_off_s"] > 0
+    assert result["writes_per_run"] >= 1 and 0 < result["write_share"] < 1

@@ -95,6 +95,9 @@ MAPPED = [
     (r"^nox\b", "tests/test_packaging.py::test_noxfile_has_a_session_per_python_and_finds_each_interpreter",
      "minutes per Python (a fresh environment each); that test lists the sessions and finds their interpreters, "
      "the sessions themselves are run by hand"),
+    (r"^cortex-fa (run|sweep)\b.*--serve\b", "tests/test_live.py::test_run_serve_trains_and_serves_the_live_app",
+     "trains, then keeps the live app serving until Ctrl-C; that test runs it, asks the app for its page, "
+     "and sees the run finish while it serves (a sweep's --serve is the same server, tests/test_live_browser.py)"),
     (r"^cortex-fa reproduce [a-z0-9_]+", "tests/test_presets.py::test_preset_loads_validates_and_cites_its_source",
      "a preset is a sweep of tens of runs (minutes with --quick, hours without); every preset's full and quick "
      "specs are built and validated there, the sweep machinery is run by tests/test_sweep_dask.py"),

@@ -402,3 +402,21 @@ def test_html_in_names_values_attrs_and_file_names_stays_text(server):
                                       timeout=10_000)
         finally:
             browser.close()
+
+
+def test_header_and_live_status_line_keep_payloads_as_text(tmp_path):
+    # The header (file name, rules, depths, status counts) and the live status line
+    # (watched path, runs, steps) are HTML panes: every file-borne string must be escaped.
+    pytest.importorskip("panel")
+    from cortex_fa.viz.layout import Header
+    from cortex_fa.viz.live import LiveSource
+    from cortex_fa.viz.live_app import LiveApp
+
+    header = Header(payload_study(), FILE)
+    header.set_status(f"runs done 1 {ATTR}")
+    live = LiveApp(LiveSource(tmp_path / RULE, min_age=0))  # a directory a sweep is about to fill
+    for html_text in (header.pane.object, live.status.object):
+        assert "<img" not in html_text and "<script" not in html_text and "<svg" not in html_text
+    assert "&lt;img src=x onerror=window.__cfa_xss_file=1&gt;.nc" in header.pane.object
+    assert "&lt;script&gt;" in header.pane.object  # shown, as text
+    assert "&lt;img src=x onerror=&quot;window.__cfa_xss_rule=1&quot;&gt;" in live.status.object

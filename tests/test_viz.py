@@ -42,7 +42,7 @@ BUILDERS = [figures.test_error_vs_depth, figures.learning_curves, figures.alignm
 @pytest.mark.parametrize("build", BUILDERS, ids=lambda f: f.__name__)
 def test_figures_build_and_render_from_a_study(study, build):
     fig = build(study)
-    assert curves(fig) or fig.traverse(lambda x: x, [hv.HeatMap])
+    assert curves(fig) or fig.traverse(lambda x: x, [hv.QuadMesh])
     hv.renderer("bokeh").get_plot(fig)  # raises if the options do not fit Bokeh
 
 
@@ -114,11 +114,16 @@ def test_error_vs_depth_matches_final_accuracy_and_marks_breaking_depth(study):
 
 def test_heatmap_shows_the_last_hidden_layer_of_each_depth(study):
     fig = figures.alignment_heatmap(study, layer="last", rules=["fa"])
-    (hm,) = fig.traverse(lambda x: x, [hv.HeatMap])
-    for depth in (1, 2, 3):
-        rows = hm.select(depth=depth)
+    (hm,) = fig.traverse(lambda x: x, [hv.QuadMesh])
+    grid = hm.dimension_values("delta_alignment", flat=False)  # rows: depth, columns: step
+    for row, depth in enumerate((1, 2, 3)):
         want = study["delta_alignment"].sel(rule="fa", depth=depth, layer=depth).mean("seed")
-        np.testing.assert_allclose(rows.dimension_values("delta_alignment"), want.values)
+        np.testing.assert_allclose(grid[row], want.values)
+    # Numeric log time: cell edges enclose updates + 1 of every logged step, step 0 included.
+    edges = hm.interface.coords(hm, "updates", edges=True)
+    centres = study["step"].values + 1.0
+    assert edges[0] < centres[0] and edges[-1] > centres[-1]
+    assert all(lo < c < hi for lo, c, hi in zip(edges[:-1], centres, edges[1:]))
     mean = layer_view(as_study(study)["delta_alignment"], "mean").sel(rule="fa", depth=3)
     want = study["delta_alignment"].sel(rule="fa", depth=3, layer=[1, 2, 3]).mean("layer")
     np.testing.assert_allclose(mean, want)

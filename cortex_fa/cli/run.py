@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+import time
 from pathlib import Path
 
 from cortex_fa.cli.options import add_run_options, run_options
+from cortex_fa.cli.serve import add_serve_options, keep_serving, start_live
 from cortex_fa.errors import ConfigError
 
 
@@ -18,6 +21,10 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="run.nc", help="results file to write (default run.nc)")
     p.add_argument("--data-dir", default=None, help="directory holding the four MNIST IDX files")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    p.add_argument("--partial", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep OUT.partial.nc (the results so far) up to date while training, "
+                        "for 'cortex-fa serve --live' (default: yes)")
+    add_serve_options(p)
     add_run_options(p)
     p.set_defaults(func=main)
 
@@ -34,11 +41,19 @@ def main(args) -> int:
     backends.get(config.backend)  # a missing optional backend fails before the data loads
 
     data = load_mnist(args.data_dir, progress=not args.quiet)
-    ds = training.train(config, data, progress=not args.quiet)
+    from cortex_fa.live import PartialWriter
+
+    writer = PartialWriter(results.partial_path(out)) if args.partial or args.serve else None
+    server = start_live(out, args, since=time.time() - 1)  # not the previous run's OUT
+    ds = training.train(config, data, progress=not args.quiet, on_log=writer)
     results.save_results(ds, out)
+    if writer is not None:
+        writer.discard()  # after the final file is in place: a reader always has one of the two
     if not args.quiet:
         print(summary_table(ds))
-    print(f"wrote {out}" + ("  (run DIVERGED: see attrs['diverged_at_step'])" if ds.attrs["status"] == "diverged" else ""))
+    print(f"wrote {out}" + ("  (run DIVERGED: see attrs['diverged_at_step'])" if ds.attrs["status"] == "diverged" else ""),
+          flush=True)
+    keep_serving(server, args)
     return 0
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cortex_fa.cli.common import check_dir_writable  # also imported from here by cli.plot
 from cortex_fa.cli.options import add_run_options, run_options
+from cortex_fa.cli.serve import add_serve_options, keep_serving, start_live
 from cortex_fa.config import RunConfig
 from cortex_fa.errors import ConfigError, did_you_mean
 
@@ -47,6 +48,7 @@ def register(subparsers) -> None:
                         "(e.g. one that registers a custom rule); repeatable")
     p.add_argument("--data-dir", help="MNIST directory as seen by the workers (default: their cache)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    add_serve_options(p)
     add_run_options(p, skip=("rule", "hidden", "seed"))
     p.set_defaults(func=main)
 
@@ -207,6 +209,9 @@ def execute(spec, out: Path, args) -> int:
                 f" x {len(v)} {k}" for k, v in spec.grid.items())
             print(f"sweep: {n} runs ({shape}); {n - todo} already in {run_dir}", file=sys.stderr)
 
+    from cortex_fa.study import default_run_dir
+
+    server = start_live(Path(args.run_dir) if args.run_dir else default_run_dir(out), args)
     ds, failures = run_sweep(spec, out, run_dir=args.run_dir, workers=args.workers, scheduler=args.scheduler,
                              data_dir=getattr(args, "data_dir", None), progress=not quiet, announce=announce,
                              preload=getattr(args, "preload", ()))
@@ -221,5 +226,5 @@ def execute(spec, out: Path, args) -> int:
     if failures:
         print(f"cortex-fa: {len(failures)} run(s) failed and are marked 'missing'; re-run the same command to retry them",
               file=sys.stderr)
-        return 1
-    return 0
+    keep_serving(server, args)
+    return 1 if failures else 0

@@ -4,25 +4,26 @@
 so every session owns its widgets and views while the (read-only) Datasets are
 shared. Each view is a HoloViews pane whose object is rebuilt only when a
 widget it depends on changes; the epoch player moves a marker on the time
-curves (a DynamicMap, updated in place) and animates alignment across depth.
+curves (redrawn with them) and animates alignment across depth.
 """
 
 from __future__ import annotations
-
-import html
 
 import holoviews as hv
 import numpy as np
 import panel as pn
 
-from cortex_fa.viz import figures, style
+from cortex_fa.viz import figures, layout, style
+from cortex_fa.viz.layout import info_html  # noqa: F401 - its old home; scripts import it from here
+from cortex_fa.viz.synapse_tab import SynapseTab
 from cortex_fa.viz.data import (LAYER_VARS, STEP_VARS, as_study, extra_dims, layer_view,
                                 run_epoch, select, tidy)
 
 ANGLES = ("delta_alignment", "weight_alignment", "update_alignment")
 # Which widgets each view listens to ("time" is the epoch player).
 DEPENDS = {
-    "curves": ("metric", "rules", "depth", "layer", "seeds", "logx", "extra"),
+    "curves": ("metric", "rules", "depth", "layer", "seeds", "logx", "time", "extra"),
+    "alignment": ("metric", "rules", "depth", "layer", "seeds", "logx", "time", "extra"),
     "profile": ("metric", "rules", "layer", "seeds", "time", "extra"),
     "heatmap": ("metric", "rules", "layer", "extra"),
     "error": ("rules", "extra"),
@@ -36,73 +37,103 @@ def _widget(cls, label: str, **params):
     return cls(**{key: label}, **params)
 
 
-def info_html(ds, label: str) -> str:
-    """Escaped HTML summary of a results file (its attrs are untrusted text)."""
-    esc = lambda v: html.escape(str(v), quote=True)  # noqa: E731
-    keys = ("title", "rule", "seed", "status", "n_runs", "swept", "backend", "cortex_fa_version",
-            "created", "data_sha256")
-    rows = [(k, ds.attrs[k]) for k in keys if k in ds.attrs]
-    if "status" in ds.data_vars:  # a study: count runs per status
-        values, counts = np.unique(ds["status"].values.astype(str), return_counts=True)
-        rows.append(("runs", ", ".join(f"{c} {v}" for v, c in zip(values, counts))))
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
-    dims = ", ".join(f"{esc(d)}={n}" for d, n in ds.sizes.items())
-    details = "".join(f"<details><summary>{k}</summary><pre>{esc(ds.attrs[k])}</pre></details>"
-                      for k in ("config", "sweep") if ds.attrs.get(k))
-    return f"<h3>{esc(label)}</h3><table>{rows}</table><p>dims: {dims}</p>{details}"
-
-
 class Dashboard(pn.viewable.Viewer):
     """Widgets and linked views for one results Dataset (see :func:`create_app`)."""
 
     def __init__(self, ds, label: str = "results", **params):
         super().__init__(**params)
         style.ensure_backends()
-        self.info = info_html(ds, label)
-        # Keep only what the views draw: per-run strings (config, ...) slow every xarray op.
-        keep = [v for v in (*STEP_VARS, *LAYER_VARS, "status", "epoch") if v in ds.data_vars]
-        self.study = as_study(ds[keep])
-        self.ds = select(self.study)
+        self.label = label
+        self.info = layout.info_html(ds, label)
+        self._quiet = False  # True while widgets are re-optioned programmatically
+        self._prepare(ds)
         metrics = [v for v in (*STEP_VARS, *LAYER_VARS) if v in self.ds]
-        rules = [str(r) for r in self.ds["rule"].values]
-        depths = self.depths = [int(d) for d in self.ds["depth"].values]
-        layers = {"last hidden": "last", "mean over hidden": "mean"}
-        layers.update({f"layer {int(v)}": int(v) for v in self.ds["layer"].values})
+        rules, depths = self._rules(), self.depths
         default = "test_accuracy" if "test_accuracy" in metrics else metrics[0]
         self.w = {
-            "metric": _widget(pn.widgets.Select, "Metric", options=metrics, value=default),
+            "metric": _widget(pn.widgets.Select, "Metric", options=metrics, value=default, width=160),
             # Buttons, not MultiChoice: its Choices.js renders option labels as HTML.
             "rules": _widget(pn.widgets.CheckButtonGroup, "Rules", options=rules, value=rules),
             "depth": _widget(pn.widgets.Select, "Depth (hidden columns)", options=depths,
-                             value=depths[-1]),
-            "layer": _widget(pn.widgets.Select, "Layer", options=layers, value="last"),
+                             value=depths[-1], width=140),
+            "layer": _widget(pn.widgets.Select, "Layer", options=self._layers(), value="last",
+                             width=120),
             "seeds": _widget(pn.widgets.RadioButtonGroup, "Seeds", value="mean",
                              options={"mean ± 95% CI": "mean", "per seed": "each"}),
-            "logx": _widget(pn.widgets.Checkbox, "log time axis (updates + 1)", value=True),
+            "logx": _widget(pn.widgets.Checkbox, "log time (updates + 1)", value=True),
         }
-        self.extra = {d: _widget(pn.widgets.Select, str(d), options=list(self.study[d].values))
+        self.extra = {d: _widget(pn.widgets.Select, str(d), options=list(self.study[d].values),
+                                 width=120)
                       for d in extra_dims(self.study)}
         buttons = {"visible_buttons": ["first", "previous", "pause", "play", "next", "last"]}
         self.player = _widget(pn.widgets.DiscretePlayer, "Epoch", options=[0], value=0,
                               interval=800, loop_policy="once", show_loop_controls=False,
-                              width=300, **(buttons if "visible_buttons" in
+                              width=225, **(buttons if "visible_buttons" in
                                             pn.widgets.DiscretePlayer.param else {}))
-        self._quiet = False  # True while the player is re-optioned programmatically
         self._sync_time(reset=True)
-        self.time = hv.streams.Stream.define("Time", x=0.0)()
-        self.marker = hv.DynamicMap(self._marker, streams=[self.time])
+        self.synapses = SynapseTab(ds, self.player)  # reads the file as opened: snapshots included
         self.figures = {}  # view name -> the HoloViews object on show
         self.panes = {name: pn.pane.HoloViews(backend="bokeh", linked_axes=False)
-                      for name in ("curves", "profile", "error")}
+                      for name in ("curves", "alignment", "profile", "error")}
         # Multi-panel figures are shown as one pane per panel: Bokeh GridPlots
         # nested in Panel rows lay out unreliably in the browser.
-        self.panes["heatmap"] = pn.Column()
+        self.panes["heatmap"] = pn.FlexBox()
         self.panes["flow"] = pn.FlexBox()
+        self.header = layout.Header(ds, label)
         for key, widget in self.w.items():
-            widget.param.watch(lambda e, key=key: self.refresh(key), "value")
+            widget.param.watch(lambda e, key=key: self._quiet or self.refresh(key), "value")
         for widget in self.extra.values():
-            widget.param.watch(lambda e: self.refresh("extra"), "value")
+            widget.param.watch(lambda e: self._quiet or self.refresh("extra"), "value")
         self.player.param.watch(lambda e: self._quiet or self.refresh("time"), "value")
+        self.refresh(None)
+
+    def _prepare(self, ds, picks=None) -> None:
+        # Keep only what the views draw: per-run strings (config, ...) slow every xarray op.
+        keep = [v for v in (*STEP_VARS, *LAYER_VARS, "status", "epoch") if v in ds.data_vars]
+        self.study = as_study(ds[keep])
+        picks = {d: v for d, v in (picks or {}).items() if d in self.study.dims and v in self.study[d].values}
+        self.ds = select(self.study, **picks)
+        self.depths = [int(d) for d in self.ds["depth"].values]
+
+    def _rules(self) -> list[str]:
+        return [str(r) for r in self.ds["rule"].values]
+
+    def _layers(self) -> dict:
+        layers = {"last hidden": "last", "mean over hidden": "mean"}
+        layers.update({f"layer {int(v)}": int(v) for v in self.ds["layer"].values})
+        return layers
+
+    def update(self, ds, status: str | None = None) -> None:
+        """Show new data (a live source grew) keeping the user's selections.
+
+        Rules and depths that appear are added to the selectors (new rules
+        switched on: the user cannot have switched them off); the selected
+        metric, depth, layer, seeds, player step and extra dims stay as they
+        are wherever the new data still has them.
+        """
+        old_rules = list(self.w["rules"].options)
+        self._prepare(ds, {d: w.value for d, w in self.extra.items()})
+        rules = self._rules()
+        chosen = [r for r in self.w["rules"].value if r in rules] + [r for r in rules if r not in old_rules]
+        metrics = [v for v in (*STEP_VARS, *LAYER_VARS) if v in self.ds]
+        self._quiet = True
+        try:
+            self.w["rules"].param.update(options=rules, value=chosen)
+            self.w["metric"].param.update(options=metrics, value=self.w["metric"].value
+                                          if self.w["metric"].value in metrics else metrics[0])
+            self.w["depth"].param.update(options=self.depths, value=self.w["depth"].value
+                                         if self.w["depth"].value in self.depths else self.depths[-1])
+            layers = self._layers()
+            self.w["layer"].param.update(options=layers, value=self.w["layer"].value
+                                         if self.w["layer"].value in layers.values() else "last")
+            for d, w in self.extra.items():
+                if d in self.study.dims:
+                    w.options = list(self.study[d].values)
+        finally:
+            self._quiet = False
+        self._sync_time()
+        self.header.update(ds, status)
+        self.synapses.update(ds)
         self.refresh(None)
 
     # -- state ------------------------------------------------------------
@@ -123,12 +154,12 @@ class Dashboard(pn.viewable.Viewer):
         self.steps = [int(s) for s in ep["step"].values[ok]]
         self.epoch_of = dict(zip(self.steps, ep.values[ok]))
         keep = self.steps[-1] if reset or self.player.value not in self.steps else self.player.value
-        self._quiet = True
+        quiet, self._quiet = self._quiet, True
         try:
             self.player.param.update(options={f"{e:.3g}": s for s, e in self.epoch_of.items()},
                                      value=keep)
         finally:
-            self._quiet = False
+            self._quiet = quiet
 
     def layer_text(self) -> str:
         """Label of the selected layer option (e.g. "last hidden")."""
@@ -144,8 +175,6 @@ class Dashboard(pn.viewable.Viewer):
         if changed == "extra":
             self.ds = select(self.study, **{d: w.value for d, w in self.extra.items()})
             self._sync_time()
-        if changed in ("time", "logx", "extra", None):
-            self.time.event(x=self.x_of(self.player.value))
         for name, deps in DEPENDS.items():
             if changed is None or changed in deps:
                 fig = self.figures[name] = getattr(self, f"_{name}")()
@@ -161,20 +190,27 @@ class Dashboard(pn.viewable.Viewer):
         return hv.VLine(x).opts(color="#444", line_dash="dotted", line_width=1.5,
                                 backend="bokeh")
 
-    def _curves(self):
+    def _curves(self, metric=None, view="curves"):
         w = self.w
-        fig = figures.learning_curves(self.ds, w["metric"].value, rules=w["rules"].value,
+        metric = metric or w["metric"].value
+        fig = figures.learning_curves(self.ds, metric, rules=w["rules"].value,
                                       depths=[w["depth"].value], seeds=w["seeds"].value,
                                       layer=w["layer"].value, logx=w["logx"].value, facet=False)
         if not fig:
             return hv.Curve([]).opts(title="no data for this selection", backend="bokeh")
-        metric, logx = w["metric"].value, w["logx"].value
+        logx = w["logx"].value
         layer = f", {self.layer_text()}" if metric in LAYER_VARS else ""
         title = f"{metric} (depth {w['depth'].value}{layer})"
-        # Overlaying the DynamicMap marker drops the overlay's options: set them again.
+        # Overlaying the marker drops the overlay's options: set them again.
         xlabel = style.label("updates" if logx else "epoch")
-        return style.panel(fig.last * self.marker, title, xlabel, style.label(metric), logx=logx,
+        # A plain VLine redrawn with the view: a DynamicMap marker moved on the server only.
+        marker = self._marker(self.x_of(self.player.value))
+        return style.panel(fig.last * marker, title, xlabel, style.label(metric), logx=logx,
                            legend="outside", width=480, height=320)
+
+    def _alignment(self):
+        """The alignment angle of the chosen layer over training, one line per rule."""
+        return self._curves(self.angle_var(), view="alignment")
 
     def _profile(self):
         """Alignment of the chosen layer across network depth at the player's epoch."""
@@ -202,34 +238,25 @@ class Dashboard(pn.viewable.Viewer):
     def _heatmap(self):
         w = self.w
         return figures.alignment_heatmap(self.ds, self.angle_var(), w["layer"].value,
-                                         rules=w["rules"].value)
+                                         rules=w["rules"].value, cols=3)
 
     def _error(self):
         if self.ds.sizes["depth"] < 2:
             return hv.Div("<p><i>Test error vs depth needs a study with several depths.</i></p>"
                           ).opts(width=420, height=60)
-        return figures.test_error_vs_depth(self.ds, rules=self.w["rules"].value)
+        return figures.test_error_vs_depth(self.ds, rules=self.w["rules"].value).opts(
+            width=580, height=320, backend="bokeh")
 
     def _flow(self):
         w = self.w
-        return figures.gradient_flow(self.ds, depth=w["depth"].value, rules=w["rules"].value,
-                                     logx=w["logx"].value, seeds=w["seeds"].value)
+        fig = figures.gradient_flow(self.ds, depth=w["depth"].value, rules=w["rules"].value,
+                                    logx=w["logx"].value, seeds=w["seeds"].value)
+        # Small enough for three in a row and two rows on a laptop screen.
+        return hv.Layout([p.opts(width=360, height=230, backend="bokeh") for p in fig])
 
     # -- layout -----------------------------------------------------------
     def __panel__(self):
-        # Controls on top rather than in a side column: flex boxes of Bokeh
-        # figures nested in a Row next to a sidebar collapse in the browser.
-        player = pn.Column("**Epoch** (animates alignment across depth)", self.player,
-                           width=330)
-        info = pn.pane.HTML(self.info, width=330, max_height=260,
-                            styles={"overflow": "auto", "font-size": "12px"})
-        controls = pn.FlexBox(*self.w.values(), *self.extra.values(), player, info)
-        return pn.Column(
-            controls,
-            pn.Row(self.panes["curves"], self.panes["profile"]),
-            pn.Row(self.panes["error"], self.panes["heatmap"]),
-            self.panes["flow"],
-        )
+        return layout.dashboard_layout(self)
 
 
 def _labelled(datasets):
@@ -261,6 +288,6 @@ def create_app(datasets):
         ``dashboards`` attribute lists the :class:`Dashboard` objects.
     """
     items = [(label, Dashboard(ds, label)) for label, ds in _labelled(datasets)]
-    layout = pn.Column(items[0][1]) if len(items) == 1 else pn.Tabs(*items, dynamic=True)
+    layout = pn.Column(items[0][1]) if len(items) == 1 else pn.Tabs(*items, dynamic=False)
     layout.dashboards = [dash for _, dash in items]  # handles for scripts and tests
     return layout

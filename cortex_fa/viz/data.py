@@ -19,7 +19,8 @@ from cortex_fa.errors import ResultsError
 RUN_DIMS = ("rule", "depth", "seed")
 LAYER_VARS = ("weight_alignment", "delta_alignment", "update_alignment",
               "delta_norm", "grad_norm", "feedback_norm_ratio")
-STEP_VARS = ("test_accuracy", "test_loss", "train_accuracy", "train_loss", "wall_time")
+STEP_VARS = ("test_accuracy", "test_loss", "validation_accuracy", "validation_loss", "train_accuracy", "train_loss",
+             "wall_time")
 
 
 def load_results(path) -> xr.Dataset:

@@ -17,9 +17,10 @@ import holoviews as hv
 import numpy as np
 
 from cortex_fa.viz import style
-from cortex_fa.viz.data import (LAYER_VARS, as_study, breaking_depth, epoch_is_shared,
+from cortex_fa.viz.data import (LAYER_VARS, as_study, breaking_depth,
                                 final_test_error, layer_view, seed_stats, select, tidy)
 
+SPARSE = 12  # lines with at most this many points also get markers
 FIGURES = ("test_error_vs_depth", "learning_curves", "alignment_curves",
            "alignment_heatmap", "gradient_flow")
 
@@ -59,6 +60,8 @@ def lines(groups, x, var, seeds="mean", logy=False):
             bands.append({x: np.r_[xs, xs[::-1]], var: np.r_[df["hi"][ok], lo[ok][::-1]],
                           "color": color})
         items.append(style.line(hv.Curve(df, x, hover, label=label), color, dash=dash))
+        if len(df) <= SPARSE:  # a line through a handful of points: show where they are
+            items.append(style.markers(hv.Scatter(df, x, hover, label=label), color, 6))
     if bands:
         items.insert(0, style.band(hv.Polygons(bands, [x, var], vdims="color")))
     return items
@@ -110,7 +113,8 @@ def test_error_vs_depth(ds, rules=None, margin=0.5, reference="bp", sel=None):
     kind = "Selected" if err.attrs.get("kind") == "selected" else "Final"
     title = f"{kind} test error vs depth (× = breaking depth vs {reference}, margin {margin:g} pp)"
     depths = [int(d) for d in ds["depth"].values]  # integer ticks only
-    fig = style.panel(hv.Overlay(items), title, "depth (hidden columns)", style.label("test_error"),
+    ylabel = f"{kind.lower()} test error (%)"  # selected: at the best-validation epoch
+    fig = style.panel(hv.Overlay(items), title, "depth (hidden columns)", ylabel,
                       legend="top_left", width=620, height=380)  # errors grow to the right
     return fig.opts(xticks=depths, backend="bokeh").opts(xticks=depths, backend="matplotlib")
 
@@ -164,9 +168,11 @@ def _per_layer(ds, var, depth, rules, logx, logy, seeds):
         if items:
             groups.append((rule, items))
     # Layer colours are the same in every panel: one legend, right of the last, is enough.
+    all_rules = rules_in(ds, None)
     return [style.panel(hv.Overlay(items), f"{rule}, depth {depth}", style.label(x),
                         style.label(var), logx=logx, logy=logy,
-                        legend="outside" if i == len(groups) - 1 else False)
+                        legend="outside" if i == len(groups) - 1 else False).opts(
+                            hooks=[style.title_color(style.rule_color(rule, all_rules))], backend="bokeh")
             for i, (rule, items) in enumerate(groups)]
 
 
@@ -197,39 +203,49 @@ def gradient_flow(ds, depth=None, rules=None, var="delta_norm", logx=True, logy=
     return style.grid(panels, min(3, len(panels)))
 
 
-def alignment_heatmap(ds, var="delta_alignment", layer="last", rules=None, sel=None):
-    """Seed-mean alignment over depth (rows) and logged step (columns), per rule.
+def _edges(centres, log: bool):
+    """Cell edges around sorted ``centres``: midpoints (geometric on a log axis)."""
+    c = np.log(centres) if log else np.asarray(centres, dtype=float)
+    half = np.diff(c) / 2 if len(c) > 1 else np.array([0.5])
+    e = np.r_[c[0] - half[0], c[:-1] + half, c[-1] + half[-1]]
+    return np.exp(e) if log else e
+
+
+def alignment_heatmap(ds, var="delta_alignment", layer="last", rules=None, sel=None, cols=None):
+    """Seed-mean alignment over depth (rows) and time (columns), per rule.
 
     ``layer`` is an int, ``"last"`` (last hidden column of each network) or
-    ``"mean"`` (mean over its hidden columns). Columns are the logged steps in
-    order, one cell each, so the log-spaced first epoch is as readable as the
-    later epochs; they are labelled by epoch when all runs share it.
+    ``"mean"`` (mean over its hidden columns). Time is numeric: ``updates + 1``
+    on a log axis, one cell per logged step reaching halfway (geometrically)
+    to its neighbours, so step 0, the log-spaced first epoch and the later
+    epochs are all readable; hover shows the step and epoch.
     """
     ds = prepare(ds, sel)
     ds = ds.assign({var: layer_view(ds[var], layer)})
     df = tidy(ds, var, "mean")
-    shared = epoch_is_shared(ds)
-    df["when"] = [f"{e:.3g}" if shared else f"step {s}" for e, s in zip(df["epoch"], df["step"])]
-    df = df.sort_values(["step", "depth"])
-    xdim = hv.Dimension("when", label="epoch" if shared else "logged step")
-    vdims = [hv.Dimension(var, label="angle (deg)"), "step", "n"]
+    steps = np.sort(df["step"].unique()) if len(df) else np.array([0])
+    depths = np.sort(df["depth"].unique()) if len(df) else np.array([1])
+    xe, ye = _edges(steps + 1.0, True), _edges(depths, False)
     where = {"last": "last hidden layer", "mean": "mean over hidden layers"}
     where = f"{var.replace('_', ' ')}, {where.get(layer, f'layer {layer}')}"
-    common = dict(colorbar=True, cmap="viridis", clim=(0, 90), xrotation=90, ylabel="depth",
-                  yticks=[int(d) for d in ds["depth"].values])
+    common = dict(colorbar=True, cmap="viridis", clim=(0, 90), logx=True, ylabel="depth",
+                  xlabel=style.label("updates"), yticks=[int(d) for d in depths])
+    all_rules = rules_in(ds, None)
     panels = []
     for rule in rules_in(ds, rules):
         g = df[df["rule"] == rule]
         if g.empty:
             continue
-        hm = hv.HeatMap(g, [xdim, "depth"], vdims)
+        grid = g.pivot_table(index="depth", columns="step", values=var, dropna=False)
+        grid = grid.reindex(index=depths, columns=steps).to_numpy()
+        qm = hv.QuadMesh((xe, ye, grid), ["updates", "depth"], hv.Dimension(var, label="angle (deg)"))
         title = f"{rule}: {where}"
-        hm = hm.opts(tools=["hover"], title=title, width=560, height=240, backend="bokeh", **common)
-        hm = hm.opts(title=title, fig_size=120, aspect=2.5, show_values=False,
-                     backend="matplotlib", **common)
-        panels.append(hm)
-    return style.grid(panels, 1 if len(panels) > 2 else len(panels)).opts(
-        vspace=0.6, backend="matplotlib")
+        qm = qm.opts(tools=["hover"], title=title, width=420, height=230, backend="bokeh",
+                     hooks=[style.title_color(style.rule_color(rule, all_rules))], **common)
+        qm = qm.opts(title=title, fig_size=120, aspect=2.5, backend="matplotlib", **common)
+        panels.append(qm)
+    ncols = cols or (1 if len(panels) > 2 else len(panels))
+    return style.grid(panels, ncols).opts(vspace=0.6, backend="matplotlib")
 
 
 def all_figures(ds, sel=None, depth=None, only=None):

@@ -28,8 +28,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def take_screenshot(paths, out, chromium: str = CHROMIUM, width: int = 1500,
-                    height: int = 1100, timeout: float = 120.0) -> None:
+def take_screenshot(paths, out, chromium: str = CHROMIUM, width: int = 1366,
+                    height: int = 768, timeout: float = 120.0) -> None:
     """Serve ``paths`` and save a screenshot of the first tab to ``out``."""
     import panel as pn
     from playwright.sync_api import sync_playwright

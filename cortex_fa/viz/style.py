@@ -65,6 +65,13 @@ def rule_color(rule: str, rules) -> str:
     return _SPARE[unknown.index(rule) % len(_SPARE)] if rule in unknown else _SPARE[0]
 
 
+def title_color(color: str):
+    """A Bokeh hook that draws a panel's title in ``color`` (a rule's colour on per-rule panels)."""
+    def hook(plot, element):
+        plot.state.title.text_color = color
+    return hook
+
+
 def layer_colors(n: int) -> list[str]:
     """``n`` colours from viridis, input side dark, readout side bright."""
     from bokeh.palettes import Viridis256

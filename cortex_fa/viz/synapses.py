@@ -181,7 +181,7 @@ def synapse_scatter(ds, layer: int, snapshot=None, *, sel=None, size: int = 340)
 
 
 def _size(obj, size: int):
-    obj = obj.opts(width=size, height=size, backend="bokeh")
+    obj = obj.opts(width=size, height=size, fontsize={"title": "9pt"}, backend="bokeh")
     return obj.opts(fig_size=130, aspect=1, fontsize={"title": 10}, backend="matplotlib")
 
 
@@ -220,7 +220,8 @@ def _field_image(ds, snapshot, n, sel):
     image = hv.Image(grid, bounds=(0, 0, w, h), kdims=["pixel column", "pixel row"], vdims=["weight"])
     title = f"{_who(run)}\nW₁ of units 0-{n - 1}, {_when(snap, step)}"
     common = dict(cmap="RdBu_r", clim=(-peak, peak), colorbar=True, xaxis=None, yaxis=None, title=title)
-    image = image.opts(tools=["hover"], width=380, height=360, backend="bokeh", **common)
+    image = image.opts(tools=["hover"], width=380, height=360, fontsize={"title": "9pt"}, backend="bokeh",
+                       **common)
     return image.opts(fig_size=120, aspect=w / h, backend="matplotlib", **common)
 
 
