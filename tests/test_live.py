@@ -11,10 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
+
+from test_faults import wait_for as wait_until
 
 from cortex_fa import study
 from cortex_fa.config import RunConfig
@@ -33,15 +34,7 @@ def env():
 
 
 def wait_for(predicate, proc, timeout=120.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the process ended (status {proc.returncode}) before the condition held")
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+    return wait_until(predicate, timeout, "the condition", proc=proc, poll=0.05)
 
 
 def readable_partial(path):
