@@ -87,8 +87,13 @@ def wait_for(predicate, timeout: float, what: str, proc=None, poll: float = 0.02
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def finished(run_dir: Path) -> list[Path]:
+    """Finished run files: ``<hash>.nc``, not the ``<hash>.partial.nc`` of runs in flight."""
+    return [p for p in Path(run_dir).glob("*.nc") if not p.name.endswith(".partial.nc")]
+
+
 def run_files(run_dir: Path) -> set[str]:
-    return {p.stem for p in Path(run_dir).glob("*.nc")}
+    return {p.stem for p in finished(run_dir)}
 
 
 def temporaries(directory: Path) -> list[str]:
@@ -132,7 +137,7 @@ def assert_complete(tmp: Path, reference) -> xr.Dataset:
 
 
 def stamps(run_dir: Path) -> dict:
-    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in Path(run_dir).glob("*.nc")}
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in finished(run_dir)}
 
 
 @pytest.fixture(scope="module")
