@@ -33,8 +33,13 @@ HASHES = {c.hash() for c in SPEC.configs()}
 TIMING = ("wall_time", "created")
 
 
+def finished(run_dir: Path) -> list[Path]:
+    """Finished run files: ``<hash>.nc``, not the ``<hash>.partial.nc`` of runs in flight."""
+    return [p for p in Path(run_dir).glob("*.nc") if not p.name.endswith(".partial.nc")]
+
+
 def run_files(run_dir: Path) -> set[str]:
-    return {p.stem for p in Path(run_dir).glob("*.nc")}
+    return {p.stem for p in finished(run_dir)}
 
 
 def assert_same_results(a, b):
@@ -156,7 +161,7 @@ def test_resume_after_the_sweep_process_is_killed(tmp_path, reference, capsys):
         wait_for(lambda: run_files(run_dir), 120, "the first run file")
     finally:
         kill_group(sweep)  # SIGKILL to the sweep and its LocalCluster workers
-    first = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in run_dir.glob("*.nc")}
+    first = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in finished(run_dir)}
     assert 0 < len(first) < len(HASHES) and not (tmp_path / "s.nc").exists()
     damaged = sorted(first)[0]
     damaged.write_bytes(b"not a netcdf file")  # e.g. a disk problem: must be moved aside and redone
