@@ -65,8 +65,8 @@ def server(tmp_path_factory):
             proc.wait()
 
 
-@pytest.fixture(scope="module")
-def browser(server):
+def chromium():
+    """Debian's Chromium, headless, through Playwright (a generator: yields the browser)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -75,6 +75,11 @@ def browser(server):
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_app_browser import ARGS, CHROMIUM, MODELS, _require, plotted, wait_for_title
+from test_app_browser import CHROMIUM, MODELS, _require, chromium, plotted, wait_for_title
 from test_security import free_port, stop, wait_listening
 
 pytestmark = pytest.mark.browser
@@ -34,15 +34,10 @@ def browser():
 
     _require(os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         _require(False, "playwright (python) is not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    yield from chromium()
 
 
 def start(cmd, log: Path, env=None) -> subprocess.Popen:

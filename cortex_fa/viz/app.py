@@ -31,10 +31,7 @@ DEPENDS = {
 }
 
 
-def _widget(cls, label: str, **params):
-    """A widget titled ``label`` (Panel >= 1.5 calls it ``label``, older ones ``name``)."""
-    key = "label" if "label" in cls.param else "name"
-    return cls(**{key: label}, **params)
+_widget = layout.widget
 
 
 class Dashboard(pn.viewable.Viewer):

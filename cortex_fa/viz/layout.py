@@ -15,6 +15,12 @@ import panel as pn
 
 esc = lambda v: html.escape(str(v), quote=True)  # noqa: E731
 
+
+def widget(cls, label: str, **params):
+    """A widget titled ``label`` (Panel >= 1.5 calls it ``label``, older ones ``name``)."""
+    key = "label" if "label" in cls.param else "name"
+    return cls(**{key: label}, **params)
+
 CAPTIONS = {
     "error": "Headline test error per rule against the number of hidden columns (band: 95 % "
              "interval over seeds; dots: single seeds; ×: breaking depth, where a rule first "

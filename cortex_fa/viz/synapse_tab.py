@@ -21,6 +21,7 @@ import panel as pn
 from cortex_fa.errors import ResultsError
 from cortex_fa.snapshots import KINDS, has_snapshots
 from cortex_fa.viz import synapses
+from cortex_fa.viz.layout import widget
 
 CAPTION = ("Each dot is one sampled synapse pair of a column: its forward weight (x) against the feedback "
            "weight that carries the error back along the same path (y). Random feedback starts as a round "
@@ -80,12 +81,10 @@ class SynapseTab(pn.viewable.Viewer):
     def __init__(self, ds, player=None, **params):
         super().__init__(**params)
         self.player = player
-        self.run = pn.widgets.Select(**{"label" if "label" in pn.widgets.Select.param else "name":
-                                         "Run (with snapshots)"}, options=[], width=280)
+        self.run = widget(pn.widgets.Select, "Run (with snapshots)", options=[], width=280)
         self.when = pn.pane.HTML("", width=500)
-        # One pane per panel: Bokeh GridPlots inside Panel layouts (hidden tabs above all)
-        # come out squashed in the browser.
-        # Scatters and fields flow in one box: at depth 2 they share a row on a laptop screen.
+        # One pane per panel in one flowing box (Bokeh GridPlots inside Panel layouts come out
+        # squashed); at depth 2 scatters and fields share a row on a laptop screen.
         self.scatters, self.fields, self.box = [], [], pn.FlexBox()
         self.note = pn.pane.HTML("", width=700)
         self.views = pn.Column(pn.Row(self.run, self.when),
@@ -140,7 +139,7 @@ class SynapseTab(pn.viewable.Viewer):
         try:
             other = others[0] if others else None
             self.fields = panes(synapses.receptive_fields(self.ds, self.ds if other else None, step,
-                                                                  sel_a=pick, sel_b=other), *FIELDS)
+                                                          sel_a=pick, sel_b=other), *FIELDS)
             self.note.object = ""
         except ResultsError as exc:  # the other run lacks this step: this run alone
             self.fields = panes(synapses.receptive_fields(self.ds, None, step, sel_a=pick), *FIELDS)
