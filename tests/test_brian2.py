@@ -369,3 +369,45 @@ def test_settling_steps_follow_the_discrete_chain():
 def test_bad_synaptic_options_are_one_line_errors(params, match):
     with pytest.raises(ConfigError, match=match):
         compile_pair("fa", (4,), backend_params=params)
+
+
+# -- C++ standalone ----------------------------------------------------------------------------
+
+def _have_cxx():
+    import shutil
+
+    return shutil.which(os.environ.get("CXX", "g++")) is not None
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+@pytest.mark.parametrize("rule", ["fa", "kp", "usf"])
+def test_standalone_equals_numpy_batch_size_1_and_cleans_up(rule, mnist):
+    if not _have_cxx():
+        assert os.environ.get("CI") != "true", "no C++ compiler under CI"
+        pytest.skip("no C++ compiler")
+    ref, model = synaptic_pair(rule, target="cpp_standalone", block=15)
+    directory = model.directory
+    start = [W.astype(np.float64) for W in ref.weights]
+    x = kernels.normalise(mnist.train_images[:40]).astype(np.float64)
+    labels = mnist.train_labels[:40]
+    # blocks of 20: two executions of capacity 15 each, the second padded
+    train_online(ref, model, x, kernels.one_hot(labels).astype(np.float64), labels, 0.02, blocks=2)
+    assert_trained_alike(ref, model, start, rule)
+    assert model.attrs["codegen_target"] == "cpp_standalone" and os.path.isdir(directory)
+    model.close()
+    assert not os.path.exists(directory)
+
+
+def test_standalone_without_compiler_is_one_line(tmp_path):
+    code = ("import os; os.environ['CXX'] = '/nonexistent/g++'\n"
+            "from cortex_fa.cli import main\n"
+            "import sys\n"
+            f"sys.exit(main(['run', '--backend', 'brian2', '--hidden', '4', '--train-subset', '10', '--quiet', "
+            f"'--backend-params', '{{\"target\": \"cpp_standalone\"}}', '--out', {str(tmp_path / 'x.nc')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "cpp_standalone" in lines[0] and "C++ compiler" in lines[0], proc.stderr
+    assert not (tmp_path / "x.nc").exists() and list(tmp_path.iterdir()) == []

@@ -25,7 +25,7 @@ import math
 from cortex_fa.errors import ConfigError, did_you_mean
 
 DEFAULTS = {"tau_ms": 10.0, "dt_ms": None, "settle_time_ms": None, "tau_apical_ms": 0.0,
-            "target": "numpy", "eval": "steady_state", "plasticity": "synaptic", "block": 1000}
+            "target": "numpy", "eval": "steady_state", "plasticity": "synaptic", "block": None}
 TARGETS = ("numpy", "cython", "cpp_standalone")
 PLASTICITY = ("synaptic", "python")
 SETTLE_TOLERANCE = 1e-5
@@ -101,7 +101,7 @@ def options(backend_params: dict, network, rule, config=None) -> dict:
         raise ConfigError(f"backend_params.plasticity must be 'synaptic' or 'python', got {p['plasticity']!r}")
     if p["eval"] not in ("steady_state", "simulate"):
         raise ConfigError(f"backend_params.eval must be 'steady_state' or 'simulate', got {p['eval']!r}")
-    if isinstance(p["block"], bool) or not isinstance(p["block"], int) or p["block"] < 1:
+    if p["block"] is not None and (isinstance(p["block"], bool) or not isinstance(p["block"], int) or p["block"] < 1):
         raise ConfigError(f"backend_params.block must be a positive whole number of presentations, got {p['block']!r}")
     if p["plasticity"] == "python":
         if p["target"] == "cpp_standalone":

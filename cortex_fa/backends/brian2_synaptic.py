@@ -29,6 +29,9 @@ from cortex_fa.backends.numpy_backend import NumpyModel  # noqa: E402
 from cortex_fa.rules.base import feedback_projections  # noqa: E402
 
 
+MAX_RUN = 5000
+
+
 def _losses(a, y, loss, act):
     """Per-presentation loss and correctness from settled readout potentials ``a`` (float64)."""
     if loss == "cross_entropy":
@@ -50,9 +53,10 @@ class SynapticModel(NumpyModel):
 
     backend = "brian2"
 
-    def __init__(self, network, rule, config, rng, params, codeobj_class=None, device=None):
+    def __init__(self, network, rule, config, rng, params, codeobj_class=None):
         super().__init__(network, rule, config, rng)
         self.params = params
+        self._prepare_device()
         spread = {}
         if rule.name == "brsf":
             for layer, proj, fan_in, fan_out in feedback_projections(network):
@@ -63,17 +67,27 @@ class SynapticModel(NumpyModel):
                                    tau_apical_ms=params["tau_apical_ms"], dt_ms=params["dt_ms"],
                                    settle_steps=params["settle_steps"], codeobj_class=codeobj_class)
         self.period = params["settle_steps"] * params["dt_ms"] * b2.ms
-        self.device = device
         self.sync_synapses()
 
     # -- numpy <-> Brian2 ----------------------------------------------------------
+    def _prepare_device(self):
+        """Runtime targets use Brian2's default device."""
+
+    def _write(self, obj, name, values):
+        obj.variables[name].set_value(values)
+
+    def _read(self, obj, name):
+        return obj.variables[name].get_value()
+
     def plastic_variables(self):
-        """``{(group name, variable): float64 values}`` of every variable learning changes."""
-        out = {}
+        """``[(group, variable name)]`` of every variable learning changes."""
+        out = []
         for group in [*self.built.ff, *self.built.fb.values(), *self.built.columns]:
             for name in ("w", "wf", "mag", "m_w", "m_wf", "b", "m_b"):
-                if name in group.variables and not group.variables[name].read_only:
-                    out[group.name, name] = group.variables[name].get_value()
+                var = group.variables.get(name)
+                # (a synapse group also sees its postsynaptic variables without suffix: not its own)
+                if var is not None and not var.read_only and getattr(var.owner, "name", None) == group.name:
+                    out.append((group, name))
         return out
 
     def sync_synapses(self):
@@ -82,41 +96,43 @@ class SynapticModel(NumpyModel):
         Feedback synapses get :math:`B_l` (FA, KP), :math:`D_l`, or, for the
         shadow rules, the shadow :math:`W_l^T` and the magnitudes :math:`|R_l|`.
         """
-        b = self.built
+        b, f64 = self.built, (lambda a: np.asarray(a, np.float64).ravel())  # noqa: E731
+        for obj, name in self.plastic_variables():
+            if name.startswith("m_"):  # velocities start at rest
+                size = len(obj) if isinstance(obj, b2.NeuronGroup) else len(obj.source) * len(obj.target)
+                self._write(obj, name, np.zeros(size))
         for syn, W in zip(b.ff, self.weights):
-            syn.variables["w"].set_value(np.asarray(W, np.float64).ravel())
+            self._write(syn, "w", f64(W))
         for group, bias in zip(b.columns, self.biases):
             if bias is not None:
-                group.variables["b"].set_value(np.asarray(bias, np.float64))
+                self._write(group, "b", f64(bias))
         for l, syn in b.fb.items():
             if self.rule.name in SHADOW_RULES:
-                syn.variables["wf"].set_value(np.asarray(self.weights[l - 1], np.float64).T.ravel())
+                self._write(syn, "wf", f64(self.weights[l - 1].T))
                 if self.rule.name != "bp":
-                    mag = np.abs(self.rule.feedback(self.weights, self.state, l))
-                    syn.variables["mag"].set_value(np.asarray(mag, np.float64).ravel())
+                    self._write(syn, "mag", f64(np.abs(self.rule.feedback(self.weights, self.state, l))))
             else:
-                syn.variables["w"].set_value(np.asarray(self.rule.feedback(self.weights, self.state, l),
-                                                        np.float64).ravel())
+                self._write(syn, "w", f64(self.rule.feedback(self.weights, self.state, l)))
 
     def pull(self):
         """Copy the network's weights, biases and plastic feedback into the float32 arrays."""
         b = self.built
         for syn, W in zip(b.ff, self.weights):
-            W[...] = syn.variables["w"].get_value().reshape(W.shape)
+            W[...] = self._read(syn, "w").reshape(W.shape)
         for group, bias in zip(b.columns, self.biases):
             if bias is not None:
-                bias[...] = group.variables["b"].get_value()
+                bias[...] = self._read(group, "b")
         for l, syn in b.fb.items():
             if self.rule.name == "kp":
                 B = self.state["B"][l]
-                B[...] = syn.variables["w"].get_value().reshape(B.shape)
+                B[...] = self._read(syn, "w").reshape(B.shape)
             elif self.rule.name == "brsf":
                 M = self.state["magnitude"][l]
-                M[...] = syn.variables["mag"].get_value().reshape(M.shape)
+                M[...] = self._read(syn, "mag").reshape(M.shape)
 
     def synaptic_weights(self):
         """Float64 ``W_l`` matrices as the synapses hold them."""
-        return [syn.variables["w"].get_value().reshape(W.shape).copy() for syn, W in zip(self.built.ff, self.weights)]
+        return [self._read(syn, "w").reshape(W.shape).copy() for syn, W in zip(self.built.ff, self.weights)]
 
     # -- blocks ----------------------------------------------------------------------
     def run_block(self, x, y, lrs, *, deltas=False, trace=False):
@@ -162,7 +178,9 @@ class SynapticModel(NumpyModel):
         Returns per-presentation losses and correctness, measured on the
         settled state before each presentation's own update.
         """
-        a = self.run_block(x, y, lrs)["a"]
+        # runs of at most MAX_RUN presentations bound the TimedArrays' memory (6 MB per 1,000 digits)
+        a = np.concatenate([self.run_block(x[s:s + MAX_RUN], y[s:s + MAX_RUN], lrs[s:s + MAX_RUN])["a"]
+                            for s in range(0, len(x), MAX_RUN)])
         losses, scores = _losses(a, y, self.config.loss, self.activations[-1])
         return losses, np.argmax(scores, axis=1) == labels
 
