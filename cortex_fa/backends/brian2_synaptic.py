@@ -67,6 +67,7 @@ class SynapticModel(NumpyModel):
                                    tau_apical_ms=params["tau_apical_ms"], dt_ms=params["dt_ms"],
                                    settle_steps=params["settle_steps"], codeobj_class=codeobj_class)
         self.period = params["settle_steps"] * params["dt_ms"] * b2.ms
+        self._timed = None
         self.sync_synapses()
 
     # -- numpy <-> Brian2 ----------------------------------------------------------
@@ -135,7 +136,7 @@ class SynapticModel(NumpyModel):
         return [self._read(syn, "w").reshape(W.shape).copy() for syn, W in zip(self.built.ff, self.weights)]
 
     # -- blocks ----------------------------------------------------------------------
-    def run_block(self, x, y, lrs, *, deltas=False, trace=False):
+    def run_block(self, x, y, lrs, *, deltas=False, trace=False, profile=False):
         """Present the rows of ``x`` in one run, learning with rate ``lrs[k]`` from presentation ``k``.
 
         Returns the settled readout potentials ``(n, n_L)``, and with
@@ -143,10 +144,28 @@ class SynapticModel(NumpyModel):
         every column at every step.
         """
         n, b = len(x), self.built
-        pad = lambda a: np.concatenate([np.asarray(a, np.float64), np.zeros((1, *np.shape(a)[1:]))])  # noqa: E731
-        eta = np.concatenate([[0.0], np.asarray(lrs, np.float64)])
-        gate = np.concatenate([[0.0], np.ones(n)])
-        ns = {**b.arrays["namespace"], **timed_inputs(pad(x), pad(y), eta, gate, self.period)}
+        if n > MAX_RUN:  # runs of at most MAX_RUN presentations bound the TimedArrays' memory
+            parts = [self.run_block(x[s:s + MAX_RUN], y[s:s + MAX_RUN], lrs[s:s + MAX_RUN], deltas=deltas,
+                                    trace=trace) for s in range(0, n, MAX_RUN)]
+            out = {"a": np.concatenate([p["a"] for p in parts])}
+            if deltas:
+                out["deltas"] = [np.concatenate([p["deltas"][l] for p in parts]) for l in range(len(b.columns))]
+            if trace:
+                out["traces"] = [tr for p in parts for tr in p["traces"]]
+            return out
+        if self._timed is None:
+            # One set of TimedArrays for the model's life: their size is part of the generated
+            # code, so new sizes would mean new code (a Cython compilation) for every block.
+            sizes = self.network.sizes
+            self._timed = timed_inputs(np.zeros((MAX_RUN + 1, sizes[0])), np.zeros((MAX_RUN + 1, sizes[-1])),
+                                       np.zeros(MAX_RUN + 1), np.zeros(MAX_RUN + 1), self.period)
+        ta = self._timed
+        ta["images"].values[:n] = x
+        ta["targets"].values[:n] = y
+        ta["images"].values[n] = ta["targets"].values[n] = 0.0  # tick n loads a blank, never learned
+        ta["eta"].values[0], ta["eta"].values[1:n + 1] = 0.0, lrs  # tick k learns from presentation k - 1
+        ta["gate"].values[0], ta["gate"].values[1:n + 1] = 0.0, 1.0
+        ns = {**b.arrays["namespace"], **ta}
         slow = {"record": True, "clock": b.slow_clock, "when": "start", "order": 0}
         mons = {"a": b2.StateMonitor(b.columns[-1], "u", name="settled_a", **slow)}
         if deltas:
@@ -159,7 +178,7 @@ class SynapticModel(NumpyModel):
         b.net.add(*mons.values())
         try:
             b.net.t_ = 0.0
-            b.net.run((n * self.params["settle_steps"] + 1) * b.clock.dt, namespace=ns)
+            b.net.run((n * self.params["settle_steps"] + 1) * b.clock.dt, namespace=ns, profile=profile)
         finally:
             b.net.remove(*mons.values())
         out = {"a": mons["a"].u_[:, 1:].T.copy()}
@@ -178,9 +197,7 @@ class SynapticModel(NumpyModel):
         Returns per-presentation losses and correctness, measured on the
         settled state before each presentation's own update.
         """
-        # runs of at most MAX_RUN presentations bound the TimedArrays' memory (6 MB per 1,000 digits)
-        a = np.concatenate([self.run_block(x[s:s + MAX_RUN], y[s:s + MAX_RUN], lrs[s:s + MAX_RUN])["a"]
-                            for s in range(0, len(x), MAX_RUN)])
+        a = self.run_block(x, y, lrs)["a"]
         losses, scores = _losses(a, y, self.config.loss, self.activations[-1])
         return losses, np.argmax(scores, axis=1) == labels
 
