@@ -42,16 +42,24 @@ import brian2 as b2  # noqa: E402
 from cortex_fa.backends.brian2_network import Built, _all_to_all, column_equations  # noqa: E402
 
 SHADOW_RULES = ("bp", "usf", "frsf", "brsf")
+# Every column copies this tick's learning rate and gate once (order 0, before learning at order 1).
+RATE = "eta_c = eta(t)\ngate_c = gate(t)"
 
 
-def _update(var: str, grad: str, *, momentum: float, decay: bool, factor: str = "") -> str:
-    """Statements :math:`m \\leftarrow \\mu m + g;\\ v \\leftarrow (1-\\eta\\lambda) v - \\eta m` for ``var``."""
+def _update(var: str, grad: str, *, momentum: float, decay: bool, factor: str = "", post: str = "_post") -> str:
+    """Statements :math:`m \\leftarrow \\mu m + g;\\ v \\leftarrow (1-\\eta\\lambda) v - \\eta m` for ``var``.
+
+    ``eta_c``/``gate_c`` are the postsynaptic column's copies of this tick's
+    learning rate and gate (``post=""`` in a column's own code): a TimedArray
+    call per synapse would cost more than the update itself.
+    """
+    eta, gate = f"eta_c{post}", f"gate_c{post}"
     lines = []
     if momentum:
-        lines.append(f"m_{var} = gate(t) * ({momentum!r} * m_{var} + {grad}) + (1 - gate(t)) * m_{var}")
+        lines.append(f"m_{var} = {gate} * ({momentum!r} * m_{var} + {grad}) + (1 - {gate}) * m_{var}")
         grad = f"m_{var}"
-    keep = f"(1 - eta(t) * weight_decay) * {var}" if decay else var
-    new = f"{keep} - eta(t) * ({grad})"
+    keep = f"(1 - {eta} * weight_decay) * {var}" if decay else var
+    new = f"{keep} - {eta} * ({grad})"
     lines.append(f"{var} = ({new}) * {factor}" if factor else f"{var} = {new}")
     return "\n".join(lines)
 
@@ -87,26 +95,29 @@ def build_plastic(sizes, activations, rule, *, loss, momentum, weight_decay, fee
     pathway, name = rule.pathway, rule.name
     kp_extra = float(rule.params.get("decay", 0.0)) if name == "kp" else 0.0
     decay = bool(weight_decay) or kp_extra
+    rate = {"when": "start", "order": 0, "clock": slow}
     learn = {"when": "start", "order": 1, "clock": slow}
     load = {"when": "start", "order": 2, "clock": slow}
     mom = "m_w : 1\n" if momentum else ""
 
     inp = b2.NeuronGroup(sizes[0], "r : 1", clock=slow, name="input", **kw)
     inp.run_regularly("r = images(t, i)", name="input_load", **load)
-    basal = b2.NeuronGroup(sizes[1], "I : 1\ndelta : 1 (linked)", clock=slow, name="column1_basal", **kw)
+    basal = b2.NeuronGroup(sizes[1], "I : 1\ndelta : 1 (linked)\neta_c : 1\ngate_c : 1", clock=slow,
+                           name="column1_basal", **kw)
+    basal.run_regularly(RATE, name="column1_basal_rate", **rate)
     columns = []
     for l in range(1, L + 1):
         eqs = column_equations(activations[l - 1], readout=l == L, linked_ff=l == 1, leaky_apical=leaky, loss=loss)
-        if momentum:
-            eqs += "\nm_b : 1"
+        eqs += "\neta_c : 1\ngate_c : 1" + ("\nm_b : 1" if momentum else "")
         group = b2.NeuronGroup(sizes[l], eqs, method="exact", clock=clock, name="readout" if l == L else f"column{l}",
                                **kw)
         reset = "u = 0" + ("\nv = 0" if leaky and l < L else "")
         if l == L:
             reset += f"\ny = targets(t, i)" + (f"\nZ = {sizes[-1]}" if loss == "cross_entropy" else "")
         group.run_regularly(reset, name=f"{group.name}_load", **load)
+        group.run_regularly(RATE, name=f"{group.name}_rate", **rate)
         if pathway != "none" or l == L:
-            group.run_regularly(_update("b", "delta", momentum=momentum, decay=False),
+            group.run_regularly(_update("b", "delta", momentum=momentum, decay=False, post=""),
                                 name=f"{group.name}_plasticity", **learn)
         columns.append(group)
     if loss == "cross_entropy":
@@ -115,7 +126,7 @@ def build_plastic(sizes, activations, rule, *, loss, momentum, weight_decay, fee
     basal.delta = b2.linked_var(columns[0], "delta")
 
     # Feedforward projections (W_l) onto the basal compartment; IFA's teaching signal climbs them too.
-    factor = f"(1 - eta(t) * {kp_extra!r})" if kp_extra else ""
+    factor = f"(1 - eta_c_post * {kp_extra!r})" if kp_extra else ""
     ff = [_all_to_all(inp, basal, mom + "w : 1\nI_post = w * r_pre : 1 (summed)", "ff1", **kw)]
     for l in range(2, L + 1):
         model = mom + "w : 1\nI_ff_post = w * r_pre : 1 (summed)"
@@ -147,7 +158,7 @@ def build_plastic(sizes, activations, rule, *, loss, momentum, weight_decay, fee
             if name == "brsf":
                 dist, s = feedback_spread[l]
                 draw = f"{s!r} * rand()" if dist == "uniform" else f"{s!r} * abs(randn())"
-                code += f"\nmag = gate(t) * {draw} + (1 - gate(t)) * mag"
+                code += f"\nmag = gate_c_post * {draw} + (1 - gate_c_post) * mag"
             if code:
                 syn.run_regularly(code, name=f"fb{l}_plasticity", **learn)
     elif pathway in ("direct", "indirect"):
