@@ -42,8 +42,11 @@ import brian2 as b2  # noqa: E402
 from cortex_fa.backends.brian2_network import Built, _all_to_all, column_equations  # noqa: E402
 
 SHADOW_RULES = ("bp", "usf", "frsf", "brsf")
-# Every column copies this tick's learning rate and gate once (order 0, before learning at order 1).
+# Every column copies this tick's learning rate and gate, and its settled rate and delta, once
+# (order 0, before learning at order 1): a subexpression such as tanh(u) or a TimedArray call would
+# otherwise be evaluated once per synapse.
 RATE = "eta_c = eta(t)\ngate_c = gate(t)"
+SETTLED = "\nr_s = r\ndelta_s = delta"
 
 
 def _update(var: str, grad: str, *, momentum: float, decay: bool, factor: str = "", post: str = "_post") -> str:
@@ -108,22 +111,22 @@ def build_plastic(sizes, activations, rule, *, loss, momentum, weight_decay, fee
     columns = []
     for l in range(1, L + 1):
         eqs = column_equations(activations[l - 1], readout=l == L, linked_ff=l == 1, leaky_apical=leaky, loss=loss)
-        eqs += "\neta_c : 1\ngate_c : 1" + ("\nm_b : 1" if momentum else "")
+        eqs += "\neta_c : 1\ngate_c : 1\nr_s : 1\ndelta_s : 1" + ("\nm_b : 1" if momentum else "")
         group = b2.NeuronGroup(sizes[l], eqs, method="exact", clock=clock, name="readout" if l == L else f"column{l}",
                                **kw)
         reset = "u = 0" + ("\nv = 0" if leaky and l < L else "")
         if l == L:
             reset += f"\ny = targets(t, i)" + (f"\nZ = {sizes[-1]}" if loss == "cross_entropy" else "")
         group.run_regularly(reset, name=f"{group.name}_load", **load)
-        group.run_regularly(RATE, name=f"{group.name}_rate", **rate)
+        group.run_regularly(RATE + SETTLED, name=f"{group.name}_rate", **rate)
         if pathway != "none" or l == L:
-            group.run_regularly(_update("b", "delta", momentum=momentum, decay=False, post=""),
+            group.run_regularly(_update("b", "delta_s", momentum=momentum, decay=False, post=""),
                                 name=f"{group.name}_plasticity", **learn)
         columns.append(group)
     if loss == "cross_entropy":
         columns[-1].Z = sizes[-1]  # u = 0: the gated first tick must not see 1/Z = inf (0 * inf is NaN)
     columns[0].I_ff = b2.linked_var(basal, "I")
-    basal.delta = b2.linked_var(columns[0], "delta")
+    basal.delta = b2.linked_var(columns[0], "delta_s")
 
     # Feedforward projections (W_l) onto the basal compartment; IFA's teaching signal climbs them too.
     factor = f"(1 - eta_c_post * {kp_extra!r})" if kp_extra else ""
@@ -135,7 +138,8 @@ def build_plastic(sizes, activations, rule, *, loss, momentum, weight_decay, fee
         ff.append(_all_to_all(columns[l - 2], columns[l - 1], model, f"ff{l}", **kw))
     for l, syn in enumerate(ff, start=1):
         if pathway != "none" or l == L:
-            syn.run_regularly(_update("w", "r_pre * delta_post", momentum=momentum, decay=decay, factor=factor),
+            grad = "r_pre * delta_post" if l == 1 else "r_s_pre * delta_s_post"
+            syn.run_regularly(_update("w", grad, momentum=momentum, decay=decay, factor=factor),
                               name=f"ff{l}_plasticity", **learn)
 
     fb = {}
@@ -151,9 +155,9 @@ def build_plastic(sizes, activations, rule, *, loss, momentum, weight_decay, fee
             syn = fb[l] = _all_to_all(columns[l - 1], columns[l - 2], model, f"fb{l}", **kw)
             code = ""
             if shadow:  # the forward partner's update, from delta_pre * r_post (local here)
-                code = _update("wf", "r_post * delta_pre", momentum=momentum, decay=bool(weight_decay))
+                code = _update("wf", "r_s_post * delta_s_pre", momentum=momentum, decay=bool(weight_decay))
             elif name == "kp":  # B <- (1 - eta (lambda + decay)) B + U^T
-                code = _update("w", "r_post * delta_pre", momentum=momentum, decay=True).replace(
+                code = _update("w", "r_s_post * delta_s_pre", momentum=momentum, decay=True).replace(
                     "weight_decay", f"(weight_decay + {kp_extra!r})")
             if name == "brsf":
                 dist, s = feedback_spread[l]
