@@ -167,14 +167,20 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
         run_loss, run_correct, run_seen = 0.0, 0, 0
         lr = optim.learning_rate(config, epoch, step, total)
         bar = _progress(progress, steps_per_epoch, f"{config.rule} epoch {epoch + 1}/{config.epochs}")
+        pending = []  # (loss_sum, correct) of batches a block already trained (see _block)
         for start in range(0, len(order), bs):
             idx = order[start:start + bs]
             t0 = time.perf_counter()
             if config.lr_schedule == "cosine":
                 lr = optim.learning_rate(config, epoch, step, total)
-            x = kernels.normalise(data.train_images[idx])
-            labels = data.train_labels[idx]
-            loss_sum, correct = model.train_batch(x, kernels.one_hot(labels), labels, lr)
+            if not pending and hasattr(model, "train_block"):
+                pending = _block(model, data, order, start, bs, step, steps_per_epoch, schedule, config, epoch, total, lr)
+            if pending:
+                loss_sum, correct = pending.pop(0)
+            else:
+                x = kernels.normalise(data.train_images[idx])
+                labels = data.train_labels[idx]
+                loss_sum, correct = model.train_batch(x, kernels.one_hot(labels), labels, lr)
             clock += time.perf_counter() - t0
             step += 1
             if not np.isfinite(loss_sum) or loss_sum > diverged_loss * len(idx):
@@ -209,6 +215,28 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
         )
     ds = recorder.to_dataset(status=status, diverged_at=step if status == "diverged" else None)
     return ds if snaps is None else annotate(ds.merge(snaps.to_dataset(steps_per_epoch), combine_attrs="override"))
+
+
+def _block(model, data, order, start, bs, step, steps_per_epoch, schedule, config, epoch, total, lr):
+    """Train every batch up to the next logging step or epoch end in one ``model.train_block`` call.
+
+    For models that run many presentations per call (the Brian2 backend):
+    Python then steps in only where the loop needs the weights. Batch ``k``
+    of the block presents its ``N`` digits with ``lr_k / N`` each, exactly as
+    ``train_batch`` would. Returns ``(loss_sum, correct)`` per batch.
+    """
+    end = step + 1
+    while end % steps_per_epoch and end not in schedule and (end - step) * bs < len(order) - start:
+        end += 1
+    stop = min(len(order), start + (end - step) * bs)
+    idx = order[start:stop]
+    sizes = [min(bs, stop - s) for s in range(start, stop, bs)]
+    lrs = np.concatenate([np.full(n, (optim.learning_rate(config, epoch, step + k, total)
+                                      if config.lr_schedule == "cosine" else lr) / n) for k, n in enumerate(sizes)])
+    labels = data.train_labels[idx]
+    losses, correct = model.train_block(kernels.normalise(data.train_images[idx]), kernels.one_hot(labels), labels, lrs)
+    bounds = np.cumsum([0, *sizes])
+    return [(float(losses[a:b].sum()), int(correct[a:b].sum())) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _progress(enabled, total, desc):

@@ -111,3 +111,23 @@ def test_live_overhead_benchmark_writes_its_json(tmp_path):
     result = _benchmark(tmp_path, "live_overhead", "--quick", "--rounds", "1", "--hidden", "16")
     assert result["live_on_s"] > 0 and result["live_off_s"] > 0
     assert result["writes_per_run"] >= 1 and 0 < result["write_share"] < 1
+
+
+@pytest.mark.brian2
+@pytest.mark.mnist
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore")
+def test_brian2_speed_benchmark_writes_its_json(tmp_path, mnist):
+    pytest.importorskip("brian2")
+    import shutil
+
+    targets = "cython,cpp_standalone" if shutil.which("g++") else "cython"
+    result = _benchmark(tmp_path, "brian2_speed", "--quick", "--targets", targets, timeout=600)
+    rows = result["candidates"]
+    assert "legacy cython (python plasticity)" in rows and "synaptic cython, fast dt" in rows
+    for row in rows.values():
+        assert row["ms_per_digit"] > 0 and row["cpu_ms_per_digit"] >= 0 and row["steps_per_digit"] >= 1
+    assert rows["synaptic cython, fast dt"]["steps_per_digit"] == 7 < rows["synaptic cython"]["steps_per_digit"]
+    split = result["time_split_ms_per_digit"]["synaptic cython, fast dt"]
+    assert set(split) == {"settling", "plasticity", "io", "python_and_run_setup"}
+    assert list(result["width_scaling_cython_fast_dt"]) == ["16", "32"]

@@ -89,7 +89,7 @@ def test_ifa_learns_on_real_mnist(mnist):
 @pytest.mark.parametrize("options,expect", [
     ({"feedback_init": "zero"}, "sends no signal"),
     ({"rule_params": {"decay": 0.001}}, "rule 'ifa' has no parameter 'decay'"),
-    ({"backend": "brian2"}, "numpy backend only"),
+    ({"backend": "brian2", "backend_params": {"plasticity": "python"}}, "needs plasticity 'synaptic'"),
 ])
 def test_ifa_refuses_options_it_cannot_honour(options, expect):
     with pytest.raises(ConfigError, match=expect):

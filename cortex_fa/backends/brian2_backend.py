@@ -19,19 +19,15 @@ the weights as far as one numpy step on that batch, to first order, and with
 error and float32/float64 rounding). The feedback synapses are rewritten from
 ``rule.feedback`` after every update unless the rule's feedback is fixed.
 
-Options (``backend_params``): ``tau_ms`` (10), ``dt_ms`` (``tau / 5``; the
-membrane equation is integrated exactly, so ``dt`` only sets the time
-resolution), ``settle_time_ms`` (default: enough ``tau`` for a settling error
-below 1e-5, see :func:`settle_taus`), ``tau_apical_ms`` (0: the apical signal
-is the summed feedback input; > 0: a leaky apical potential), ``target``
-(``"numpy"`` or ``"cython"``) and ``eval`` (``"steady_state"``: test sets are
-scored from the dynamics' fixed point, the numpy forward pass; ``"simulate"``:
-every test image is presented to the network).
+This is the *legacy* path (``backend_params.plasticity = "python"``), kept
+as the reference the synaptic path is measured against; the default,
+``"synaptic"``, runs the learning itself in Brian2
+(:mod:`cortex_fa.backends.brian2_synaptic`). Options: see
+:mod:`cortex_fa.backends.brian2_options`.
 """
 
 from __future__ import annotations
 
-import math
 import weakref
 
 from cortex_fa.extras import require
@@ -42,78 +38,11 @@ import numpy as np
 
 from cortex_fa import kernels
 from cortex_fa.backends.brian2_network import build
+from cortex_fa.backends.brian2_options import options
 from cortex_fa.backends.brian2_runner import PresentJob, Runner, Trace, TrainJob
 from cortex_fa.backends.numpy_backend import NumpyModel
-from cortex_fa.errors import ConfigError, did_you_mean
+from cortex_fa.errors import ConfigError
 from cortex_fa.rules.base import LearningRule
-
-DEFAULTS = {"tau_ms": 10.0, "dt_ms": None, "settle_time_ms": None, "tau_apical_ms": 0.0,
-            "target": "numpy", "eval": "steady_state"}
-SETTLE_TOLERANCE = 1e-5
-
-
-def settle_taus(order: int, tol: float = SETTLE_TOLERANCE) -> int:
-    """Whole time constants after which a chain of ``order`` leaky stages has settled.
-
-    Starting from rest, the relative distance of stage ``k`` of a chain of
-    equal first-order filters from its fixed point after ``m`` time constants
-    is the Poisson tail :math:`e^{-m} \\sum_{j<k} m^j / j!`; return the
-    smallest ``m`` for which that is below ``tol``.
-    """
-    m = 1
-    while math.exp(-m) * sum(m**j / math.factorial(j) for j in range(order)) > tol:
-        m += 1
-    return m
-
-
-def options(backend_params: dict, network, rule) -> dict:
-    """Validate ``backend_params`` and fill in the defaults.
-
-    Parameters
-    ----------
-    backend_params : dict
-        The run's ``backend_params`` (keys of :data:`DEFAULTS`).
-    network : Network
-    rule : LearningRule
-        Their depth and pathway set the default settling time.
-
-    Returns
-    -------
-    dict
-        Every option, plus ``settle_steps``; ``settle_time_ms`` is rounded to
-        a whole number of ``dt_ms``.
-
-    Raises
-    ------
-    ConfigError
-        Unknown keys or invalid values, in one line.
-    """
-    for key in backend_params:
-        if key not in DEFAULTS:
-            raise ConfigError(f"brian2 backend has no parameter '{key}'{did_you_mean(key, DEFAULTS)}; "
-                              f"valid: {', '.join(DEFAULTS)}")
-    p = {**DEFAULTS, **backend_params}
-    for key in ("tau_ms", "dt_ms", "settle_time_ms", "tau_apical_ms"):
-        v = p[key]
-        if v is None and key in ("dt_ms", "settle_time_ms"):
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
-                or (v == 0 and key != "tau_apical_ms"):
-            raise ConfigError(f"backend_params.{key} must be a positive number of milliseconds, got {v!r}")
-    if p["target"] not in ("numpy", "cython"):
-        raise ConfigError(f"backend_params.target must be 'numpy' or 'cython', got {p['target']!r}")
-    if p["eval"] not in ("steady_state", "simulate"):
-        raise ConfigError(f"backend_params.eval must be 'steady_state' or 'simulate', got {p['eval']!r}")
-    if p["dt_ms"] is None:
-        p["dt_ms"] = p["tau_ms"] / 5
-    if p["settle_time_ms"] is None:
-        # Forward chain of L columns; a leaky apical compartment adds one stage per feedback hop.
-        hops = {"layerwise": network.n_layers - 1, "direct": 1}.get(rule.pathway, 0)
-        order = network.n_layers + (hops if p["tau_apical_ms"] > 0 else 0)
-        p["settle_time_ms"] = settle_taus(order) * max(p["tau_ms"], p["tau_apical_ms"])
-    p["settle_steps"] = max(1, round(p["settle_time_ms"] / p["dt_ms"]))
-    p["settle_time_ms"] = p["settle_steps"] * p["dt_ms"]
-    return p
 
 
 def _code_object_class(target: str):
@@ -172,11 +101,7 @@ class Brian2Model(NumpyModel):
         self.trace = Trace(self.built.arrays["u"])
         self.runner = Runner(self.built.net, self.built.slow_clock, self.built.clock, step_hook=self.trace.step)
         weakref.finalize(self, self.runner.close).atexit = False
-        self.attrs = {"tau_ms": float(params["tau_ms"]), "settle_time_ms": float(params["settle_time_ms"]),
-                      "dt_ms": float(params["dt_ms"]), "tau_apical_ms": float(params["tau_apical_ms"]),
-                      "codegen_target": params["target"], "brian2_version": b2.__version__,
-                      "training": "online: one update per presentation, lr / batch_size",
-                      "evaluation": params["eval"]}
+        self.attrs = attributes(params, "online: one update per presentation, in numpy between presentations")
 
     # -- parameters <-> synapses ------------------------------------------------
     def sync_synapses(self):
@@ -284,11 +209,33 @@ class Brian2Model(NumpyModel):
 
 
 def compile(network, rule, config, rng):  # noqa: A001 - backend API name
-    """Build a :class:`Brian2Model` for ``network`` trained by ``rule``.
+    """Build a model for ``network`` trained by ``rule``.
 
     Draws W, then the rule's feedback state, from ``rng`` exactly as the
     numpy backend does, so both backends start identical for a seed.
-    ``config.backend_params`` are checked by :func:`options`.
+    ``config.backend_params`` are checked by
+    :func:`~cortex_fa.backends.brian2_options.options`; ``plasticity``
+    chooses :class:`~cortex_fa.backends.brian2_synaptic.SynapticModel`
+    (default) or the legacy :class:`Brian2Model`.
     """
-    params = options(config.backend_params, network, rule)
-    return Brian2Model(network, rule, config, rng, params)
+    params = options(config.backend_params, network, rule, config)
+    if params["plasticity"] == "python":
+        return Brian2Model(network, rule, config, rng, params)
+    if params["target"] == "cpp_standalone":
+        from cortex_fa.backends.brian2_standalone import StandaloneModel
+
+        return StandaloneModel(network, rule, config, rng, params)
+    from cortex_fa.backends.brian2_synaptic import SynapticModel
+
+    model = SynapticModel(network, rule, config, rng, params, codeobj_class=_code_object_class(params["target"]))
+    model.attrs = attributes(params, "online: one update per presentation, in Brian2 synaptic code")
+    return model
+
+
+def attributes(params, training: str) -> dict:
+    """Global attributes a model adds to its results."""
+    return {"tau_ms": float(params["tau_ms"]), "settle_time_ms": float(params["settle_time_ms"]),
+            "dt_ms": float(params["dt_ms"]), "tau_apical_ms": float(params["tau_apical_ms"]),
+            "settle_steps": int(params["settle_steps"]), "codegen_target": params["target"],
+            "plasticity": params["plasticity"], "brian2_version": b2.__version__, "training": training,
+            "evaluation": params["eval"], "settle_error": float(params["settle_error"])}

@@ -88,6 +88,9 @@ def _all_to_all(source, target, model, name, **kw) -> b2.Synapses:
     from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 
     syn = b2.Synapses(source, target, model, name=name, clock=target.clock, **kw)
+    if kw.get("codeobj_class") is None:  # C++ standalone: the device connects (in Brian2's documented order)
+        syn.connect()
+        return syn
     # Creating the synapses runs once: Cython would spend ~20 s compiling it.
     # The per-step code (summed variables) keeps the class it was built with.
     fast, syn.codeobj_class = syn.codeobj_class, NumpyCodeObject

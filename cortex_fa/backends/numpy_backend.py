@@ -148,7 +148,7 @@ class NumpyModel:
         the unfused path.
         """
         opt = self.optimizer
-        decay = np.float32(1.0 - lr * self.config.weight_decay)
+        decay = self.weights[0].dtype.type(1.0 - lr * self.config.weight_decay)  # float64 models stay float64
         for i, (W, d) in enumerate(zip(self.weights, deltas)):
             opt.update_weight(i, W, post[i], d, lr, decay)
         j = len(self.weights)
@@ -166,7 +166,7 @@ class NumpyModel:
             grads_w = [np.zeros_like(W) for W in self.weights[:first]] + grads_w
             grads_b = [np.zeros_like(b) for b in self.biases[:first] if b is not None] + grads_b
         steps = self.optimizer.steps(grads_w + grads_b, lr)
-        decay = np.float32(1.0 - lr * cfg.weight_decay)
+        decay = self.weights[0].dtype.type(1.0 - lr * cfg.weight_decay)
         for W, s in zip(self.weights, steps[:n_w]):
             if cfg.weight_decay:
                 W *= decay

@@ -60,11 +60,11 @@ class KolenPollack(FeedbackAlignment):
 
     def after_update(self, weights, steps, state, *, lr, weight_decay, rng):
         extra = float(self.params["decay"])
-        shrink = np.float32(1.0 - lr * (weight_decay + extra))
         for layer, B in state["B"].items():
-            B *= shrink
+            # the factor in B's own dtype: a float64 reference must not round it to float32
+            B *= B.dtype.type(1.0 - lr * (weight_decay + extra))
             B += steps[layer - 1].T
         if extra:
             # the run's weight decay already shrank W; add the rule's own share
             for W in weights:
-                W *= np.float32(1.0 - lr * extra)
+                W *= W.dtype.type(1.0 - lr * extra)

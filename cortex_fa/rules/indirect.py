@@ -41,5 +41,6 @@ class IndirectFeedbackAlignment(DirectFeedbackAlignment):
     @classmethod
     def check_config(cls, config):
         super().check_config(config)  # DFA's: zero feedback sends no signal
-        if config.backend != "numpy":
-            raise ConfigError(f"rule '{cls.name}' runs on the numpy backend only; use --backend numpy")
+        if config.backend == "brian2" and (config.backend_params or {}).get("plasticity") == "python":
+            raise ConfigError(f"rule '{cls.name}' on the brian2 backend needs plasticity 'synaptic'; "
+                              "drop backend_params.plasticity")

@@ -1,0 +1,235 @@
+"""A Brian2 model that learns by itself: blocks of presentations in one ``net.run``.
+
+Python hands a block of images, targets and learning rates to Brian2
+(TimedArrays, see :mod:`cortex_fa.backends.brian2_plastic`), runs it, and
+reads back what the metrics need: the weights, biases and plastic feedback
+(copied into the float32 arrays ``weights``, ``biases``, ``state``), and the
+readout potential each digit settled to (a monitor on the presentation
+clock), from which the loss and accuracy before each update are computed.
+
+A block of ``n`` presentations runs for ``n T + dt`` from ``t = 0``: tick
+``k`` learns from presentation ``k - 1`` (gated off at ``k = 0``) and loads
+presentation ``k``; tick ``n`` only learns. The network time is reset to 0 for
+every block, so the TimedArrays are indexed from the block's start.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cortex_fa.extras import require
+
+require("brian2", "cortex_fa.backends.brian2_synaptic")  # one line naming the extra, not a traceback, without brian2
+import brian2 as b2  # noqa: E402
+
+from cortex_fa import init as initializers  # noqa: E402
+from cortex_fa import kernels  # noqa: E402
+from cortex_fa.backends.brian2_plastic import SHADOW_RULES, build_plastic, timed_inputs  # noqa: E402
+from cortex_fa.backends.numpy_backend import NumpyModel  # noqa: E402
+from cortex_fa.rules.base import feedback_projections  # noqa: E402
+
+
+MAX_RUN = 5000
+
+
+def _losses(a, y, loss, act):
+    """Per-presentation loss and correctness from settled readout potentials ``a`` (float64)."""
+    if loss == "cross_entropy":
+        shifted = a - a.max(axis=1, keepdims=True)
+        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return -(logp * y).sum(axis=1), a
+    h = a if act.name == "linear" else act.forward(a, np.empty_like(a))
+    return 0.5 * ((h - y) ** 2).sum(axis=1), h
+
+
+class SynapticModel(NumpyModel):
+    """Columns, synapses and learning all in Brian2; numpy float32 copies for the metrics.
+
+    The Brian2 variables (float64) are the model; ``weights``, ``biases`` and
+    the rule's plastic feedback in ``state`` are refreshed from them after
+    every block. After changing those arrays from outside, call
+    :meth:`sync_synapses` to write them into the network.
+    """
+
+    backend = "brian2"
+
+    def __init__(self, network, rule, config, rng, params, codeobj_class=None):
+        super().__init__(network, rule, config, rng)
+        self.params = params
+        self._prepare_device()
+        spread = {}
+        if rule.name == "brsf":
+            for layer, proj, fan_in, fan_out in feedback_projections(network):
+                spread[layer] = (proj.init.distribution, initializers.spread(proj.init, fan_in, fan_out))
+        self.built = build_plastic(network.sizes, [c.activation for c in network.columns], rule, loss=config.loss,
+                                   momentum=config.momentum, weight_decay=config.weight_decay,
+                                   feedback_spread=spread, tau_ms=params["tau_ms"],
+                                   tau_apical_ms=params["tau_apical_ms"], dt_ms=params["dt_ms"],
+                                   settle_steps=params["settle_steps"], codeobj_class=codeobj_class)
+        self.period = params["settle_steps"] * params["dt_ms"] * b2.ms
+        self._timed = None
+        self.sync_synapses()
+
+    # -- numpy <-> Brian2 ----------------------------------------------------------
+    def _prepare_device(self):
+        """Runtime targets use Brian2's default device."""
+
+    def _write(self, obj, name, values):
+        obj.variables[name].set_value(values)
+
+    def _read(self, obj, name):
+        return obj.variables[name].get_value()
+
+    def plastic_variables(self):
+        """``[(group, variable name)]`` of every variable learning changes."""
+        out = []
+        for group in [*self.built.ff, *self.built.fb.values(), *self.built.columns]:
+            for name in ("w", "wf", "mag", "m_w", "m_wf", "b", "m_b"):
+                var = group.variables.get(name)
+                # (a synapse group also sees its postsynaptic variables without suffix: not its own)
+                if var is not None and not var.read_only and getattr(var.owner, "name", None) == group.name:
+                    out.append((group, name))
+        return out
+
+    def sync_synapses(self):
+        """Write ``weights``, ``biases`` and the rule's feedback into the network.
+
+        Feedback synapses get :math:`B_l` (FA, KP), :math:`D_l`, or, for the
+        shadow rules, the shadow :math:`W_l^T` and the magnitudes :math:`|R_l|`.
+        """
+        b, f64 = self.built, (lambda a: np.asarray(a, np.float64).ravel())  # noqa: E731
+        for obj, name in self.plastic_variables():
+            if name.startswith("m_"):  # velocities start at rest
+                size = len(obj) if isinstance(obj, b2.NeuronGroup) else len(obj.source) * len(obj.target)
+                self._write(obj, name, np.zeros(size))
+        for syn, W in zip(b.ff, self.weights):
+            self._write(syn, "w", f64(W))
+        for group, bias in zip(b.columns, self.biases):
+            if bias is not None:
+                self._write(group, "b", f64(bias))
+        for l, syn in b.fb.items():
+            if self.rule.name in SHADOW_RULES:
+                self._write(syn, "wf", f64(self.weights[l - 1].T))
+                if self.rule.name != "bp":
+                    self._write(syn, "mag", f64(np.abs(self.rule.feedback(self.weights, self.state, l))))
+            else:
+                self._write(syn, "w", f64(self.rule.feedback(self.weights, self.state, l)))
+
+    def pull(self):
+        """Copy the network's weights, biases and plastic feedback into the float32 arrays."""
+        b = self.built
+        for syn, W in zip(b.ff, self.weights):
+            W[...] = self._read(syn, "w").reshape(W.shape)
+        for group, bias in zip(b.columns, self.biases):
+            if bias is not None:
+                bias[...] = self._read(group, "b")
+        for l, syn in b.fb.items():
+            if self.rule.name == "kp":
+                B = self.state["B"][l]
+                B[...] = self._read(syn, "w").reshape(B.shape)
+            elif self.rule.name == "brsf":
+                M = self.state["magnitude"][l]
+                M[...] = self._read(syn, "mag").reshape(M.shape)
+
+    def synaptic_weights(self):
+        """Float64 ``W_l`` matrices as the synapses hold them."""
+        return [self._read(syn, "w").reshape(W.shape).copy() for syn, W in zip(self.built.ff, self.weights)]
+
+    # -- blocks ----------------------------------------------------------------------
+    def run_block(self, x, y, lrs, *, deltas=False, trace=False, profile=False):
+        """Present the rows of ``x`` in one run, learning with rate ``lrs[k]`` from presentation ``k``.
+
+        Returns the settled readout potentials ``(n, n_L)``, and with
+        ``deltas`` the settled deltas per column, with ``trace`` the ``u`` of
+        every column at every step.
+        """
+        n, b = len(x), self.built
+        if n > MAX_RUN:  # runs of at most MAX_RUN presentations bound the TimedArrays' memory
+            parts = [self.run_block(x[s:s + MAX_RUN], y[s:s + MAX_RUN], lrs[s:s + MAX_RUN], deltas=deltas,
+                                    trace=trace) for s in range(0, n, MAX_RUN)]
+            out = {"a": np.concatenate([p["a"] for p in parts])}
+            if deltas:
+                out["deltas"] = [np.concatenate([p["deltas"][l] for p in parts]) for l in range(len(b.columns))]
+            if trace:
+                out["traces"] = [tr for p in parts for tr in p["traces"]]
+            return out
+        if self._timed is None:
+            # One set of TimedArrays for the model's life: their size is part of the generated
+            # code, so new sizes would mean new code (a Cython compilation) for every block.
+            sizes = self.network.sizes
+            self._timed = timed_inputs(np.zeros((MAX_RUN + 1, sizes[0])), np.zeros((MAX_RUN + 1, sizes[-1])),
+                                       np.zeros(MAX_RUN + 1), np.zeros(MAX_RUN + 1), self.period)
+        ta = self._timed
+        ta["images"].values[:n] = x
+        ta["targets"].values[:n] = y
+        ta["images"].values[n] = ta["targets"].values[n] = 0.0  # tick n loads a blank, never learned
+        ta["eta"].values[0], ta["eta"].values[1:n + 1] = 0.0, lrs  # tick k learns from presentation k - 1
+        ta["gate"].values[0], ta["gate"].values[1:n + 1] = 0.0, 1.0
+        ns = {**b.arrays["namespace"], **ta}
+        slow = {"record": True, "clock": b.slow_clock, "when": "start", "order": 0}
+        mons = {"a": b2.StateMonitor(b.columns[-1], "u", name="settled_a", **slow)}
+        if deltas:
+            for l, col in enumerate(b.columns):
+                mons[l] = b2.StateMonitor(col, "delta", name=f"settled_delta{l + 1}", **slow)
+        if trace:
+            for l, col in enumerate(b.columns):
+                mons["trace", l] = b2.StateMonitor(col, "u", record=True, clock=b.clock, when="end",
+                                                   name=f"trace{l + 1}")
+        b.net.add(*mons.values())
+        try:
+            b.net.t_ = 0.0
+            b.net.run((n * self.params["settle_steps"] + 1) * b.clock.dt, namespace=ns, profile=profile)
+        finally:
+            b.net.remove(*mons.values())
+        out = {"a": mons["a"].u_[:, 1:].T.copy()}
+        if deltas:
+            out["deltas"] = [mons[l].delta_[:, 1:].T.copy() for l in range(len(b.columns))]
+        if trace:
+            s = self.params["settle_steps"]
+            out["traces"] = [[np.vstack([np.zeros((1, len(col))), mons["trace", l].u_[:, k * s:(k + 1) * s].T])
+                              for l, col in enumerate(b.columns)] for k in range(n)]
+        self.pull()
+        return out
+
+    def train_block(self, x, y, labels, lrs):
+        """Train online on the rows of ``x`` (learning rate ``lrs[k]`` for row ``k``) in one run.
+
+        Returns per-presentation losses and correctness, measured on the
+        settled state before each presentation's own update.
+        """
+        a = self.run_block(x, y, lrs)["a"]
+        losses, scores = _losses(a, y, self.config.loss, self.activations[-1])
+        return losses, np.argmax(scores, axis=1) == labels
+
+    # -- backend API ----------------------------------------------------------------------
+    def train_batch(self, x, y, labels, lr: float):
+        """Present the batch one example at a time, updating after each (lr / batch size)."""
+        losses, correct = self.train_block(x, y, labels, np.full(len(labels), lr / len(labels)))
+        return float(losses.sum()), int(correct.sum())
+
+    def present(self, x, y=None, *, trace: bool = False) -> dict:
+        """Settle each row of ``x`` without learning (see the legacy model's ``present``)."""
+        targets = np.zeros((len(x), self.network.sizes[-1])) if y is None else y
+        out = self.run_block(x, targets, np.zeros(len(x)), deltas=y is not None, trace=trace)
+        res = {"a": out["a"].astype(np.float32)}
+        if y is not None:
+            res["deltas"] = [d.astype(np.float32) for d in out["deltas"]]
+        if trace:
+            res["traces"] = out["traces"]
+        return res
+
+    def evaluate(self, images_uint8, labels, chunk: int = 2000):
+        """Mean loss and accuracy; ``eval="simulate"`` presents every image to the network."""
+        if self.params["eval"] == "steady_state":
+            return super().evaluate(images_uint8, labels, chunk)
+        total, correct = 0.0, 0
+        for start in range(0, len(labels), chunk):
+            lab = labels[start:start + chunk]
+            a = self.present(kernels.normalise(images_uint8[start:start + chunk]))["a"].astype(np.float64)
+            losses, scores = _losses(a, kernels.one_hot(lab), self.config.loss, self.activations[-1])
+            total += float(losses.sum())
+            correct += int(np.count_nonzero(np.argmax(scores, 1) == lab))
+        return total / len(labels), correct / len(labels)
+
+    def close(self):
+        """Nothing runs between calls; kept for the legacy model's interface."""
