@@ -33,12 +33,11 @@ import weakref
 from cortex_fa.extras import require
 
 require("brian2", "cortex_fa.backends.brian2_backend")  # one line naming the extra, not a traceback, without brian2
-import brian2 as b2  # noqa: E402
 import numpy as np
 
 from cortex_fa import kernels
 from cortex_fa.backends.brian2_network import build
-from cortex_fa.backends.brian2_options import options
+from cortex_fa.backends.brian2_options import attributes, evaluate_by_presenting, options
 from cortex_fa.backends.brian2_runner import PresentJob, Runner, Trace, TrainJob
 from cortex_fa.backends.numpy_backend import NumpyModel
 from cortex_fa.errors import ConfigError
@@ -193,15 +192,7 @@ class Brian2Model(NumpyModel):
         """Mean loss and accuracy; ``eval="simulate"`` presents every image to the network."""
         if self.params["eval"] == "steady_state":
             return super().evaluate(images_uint8, labels, chunk)
-        total, correct = 0.0, 0
-        for start in range(0, len(labels), chunk):
-            lab = labels[start:start + chunk]
-            a = self.present(kernels.normalise(images_uint8[start:start + chunk]))["a"]
-            h = a if self.activations[-1].name == "linear" else self.activations[-1].forward(a, np.empty_like(a))
-            value, _ = kernels.loss_and_error(a, h, kernels.one_hot(lab), self.config.loss, self.activations[-1])
-            total += value * len(lab)
-            correct += int(np.count_nonzero(np.argmax(a if self.config.loss == "cross_entropy" else h, 1) == lab))
-        return total / len(labels), correct / len(labels)
+        return evaluate_by_presenting(self, images_uint8, labels, chunk)
 
     def close(self):
         """Stop the simulation thread (also done when the model is garbage collected)."""
@@ -230,12 +221,3 @@ def compile(network, rule, config, rng):  # noqa: A001 - backend API name
     model = SynapticModel(network, rule, config, rng, params, codeobj_class=_code_object_class(params["target"]))
     model.attrs = attributes(params, "online: one update per presentation, in Brian2 synaptic code")
     return model
-
-
-def attributes(params, training: str) -> dict:
-    """Global attributes a model adds to its results."""
-    return {"tau_ms": float(params["tau_ms"]), "settle_time_ms": float(params["settle_time_ms"]),
-            "dt_ms": float(params["dt_ms"]), "tau_apical_ms": float(params["tau_apical_ms"]),
-            "settle_steps": int(params["settle_steps"]), "codegen_target": params["target"],
-            "plasticity": params["plasticity"], "brian2_version": b2.__version__, "training": training,
-            "evaluation": params["eval"], "settle_error": float(params["settle_error"])}

@@ -22,6 +22,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from cortex_fa import kernels
+
 from cortex_fa.errors import ConfigError, did_you_mean
 
 DEFAULTS = {"tau_ms": 10.0, "dt_ms": None, "settle_time_ms": None, "tau_apical_ms": 0.0,
@@ -129,3 +133,36 @@ def options(backend_params: dict, network, rule, config=None) -> dict:
     p["settle_time_ms"] = p["settle_steps"] * p["dt_ms"]
     p["settle_error"] = chain_error(alphas, p["settle_steps"])
     return p
+
+
+def readout_losses(a, y, loss, act):
+    """Per-presentation loss and the scores whose argmax is the answer, from settled readout potentials ``a``."""
+    if loss == "cross_entropy":
+        shifted = a - a.max(axis=1, keepdims=True)
+        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return -(logp * y).sum(axis=1), a
+    h = a if act.name == "linear" else act.forward(a, np.empty_like(a))
+    return 0.5 * ((h - y) ** 2).sum(axis=1), h
+
+
+def evaluate_by_presenting(model, images_uint8, labels, chunk: int = 2000):
+    """Mean loss and accuracy with every image presented to the network (``eval="simulate"``)."""
+    total, correct = 0.0, 0
+    for start in range(0, len(labels), chunk):
+        lab = labels[start:start + chunk]
+        a = model.present(kernels.normalise(images_uint8[start:start + chunk]))["a"].astype(np.float64)
+        losses, scores = readout_losses(a, kernels.one_hot(lab), model.config.loss, model.activations[-1])
+        total += float(losses.sum())
+        correct += int(np.count_nonzero(np.argmax(scores, 1) == lab))
+    return total / len(labels), correct / len(labels)
+
+
+def attributes(params, training: str) -> dict:
+    """Global attributes a Brian2 model adds to its results."""
+    import brian2  # the extra is installed once a model is built
+
+    return {"tau_ms": float(params["tau_ms"]), "settle_time_ms": float(params["settle_time_ms"]),
+            "dt_ms": float(params["dt_ms"]), "tau_apical_ms": float(params["tau_apical_ms"]),
+            "settle_steps": int(params["settle_steps"]), "codegen_target": params["target"],
+            "plasticity": params["plasticity"], "brian2_version": brian2.__version__, "training": training,
+            "evaluation": params["eval"], "settle_error": float(params["settle_error"])}

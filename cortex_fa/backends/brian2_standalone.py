@@ -31,6 +31,7 @@ require("brian2", "cortex_fa.backends.brian2_standalone")  # one line naming the
 import brian2 as b2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from cortex_fa.backends.brian2_options import attributes  # noqa: E402
 from cortex_fa.backends.brian2_plastic import timed_inputs  # noqa: E402
 from cortex_fa.backends.brian2_synaptic import SynapticModel  # noqa: E402
 from cortex_fa.errors import ConfigError  # noqa: E402
@@ -78,7 +79,6 @@ class StandaloneModel(SynapticModel):
         self._values = {}
         self._dev = None
         super().__init__(network, rule, config, rng, params, codeobj_class=None)
-        from cortex_fa.backends.brian2_backend import attributes
 
         self.attrs = attributes(params, "online: one update per presentation, in Brian2 synaptic code (C++ standalone)")
 

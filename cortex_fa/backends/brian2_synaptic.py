@@ -23,23 +23,13 @@ require("brian2", "cortex_fa.backends.brian2_synaptic")  # one line naming the e
 import brian2 as b2  # noqa: E402
 
 from cortex_fa import init as initializers  # noqa: E402
-from cortex_fa import kernels  # noqa: E402
+from cortex_fa.backends.brian2_options import evaluate_by_presenting, readout_losses  # noqa: E402
 from cortex_fa.backends.brian2_plastic import SHADOW_RULES, build_plastic, timed_inputs  # noqa: E402
 from cortex_fa.backends.numpy_backend import NumpyModel  # noqa: E402
 from cortex_fa.rules.base import feedback_projections  # noqa: E402
 
 
 MAX_RUN = 5000
-
-
-def _losses(a, y, loss, act):
-    """Per-presentation loss and correctness from settled readout potentials ``a`` (float64)."""
-    if loss == "cross_entropy":
-        shifted = a - a.max(axis=1, keepdims=True)
-        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        return -(logp * y).sum(axis=1), a
-    h = a if act.name == "linear" else act.forward(a, np.empty_like(a))
-    return 0.5 * ((h - y) ** 2).sum(axis=1), h
 
 
 class SynapticModel(NumpyModel):
@@ -198,7 +188,7 @@ class SynapticModel(NumpyModel):
         settled state before each presentation's own update.
         """
         a = self.run_block(x, y, lrs)["a"]
-        losses, scores = _losses(a, y, self.config.loss, self.activations[-1])
+        losses, scores = readout_losses(a, y, self.config.loss, self.activations[-1])
         return losses, np.argmax(scores, axis=1) == labels
 
     # -- backend API ----------------------------------------------------------------------
@@ -222,14 +212,7 @@ class SynapticModel(NumpyModel):
         """Mean loss and accuracy; ``eval="simulate"`` presents every image to the network."""
         if self.params["eval"] == "steady_state":
             return super().evaluate(images_uint8, labels, chunk)
-        total, correct = 0.0, 0
-        for start in range(0, len(labels), chunk):
-            lab = labels[start:start + chunk]
-            a = self.present(kernels.normalise(images_uint8[start:start + chunk]))["a"].astype(np.float64)
-            losses, scores = _losses(a, kernels.one_hot(lab), self.config.loss, self.activations[-1])
-            total += float(losses.sum())
-            correct += int(np.count_nonzero(np.argmax(scores, 1) == lab))
-        return total / len(labels), correct / len(labels)
+        return evaluate_by_presenting(self, images_uint8, labels, chunk)
 
     def close(self):
         """Nothing runs between calls; kept for the legacy model's interface."""
