@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+from cortex_fa.extras import require
 
-from cortex_fa import kernels
+require("brian2", "cortex_fa.backends.brian2_options")  # one line naming the extra, not a traceback, without brian2
+import brian2 as b2  # noqa: E402
+import numpy as np  # noqa: E402
 
-from cortex_fa.errors import ConfigError, did_you_mean
+from cortex_fa import kernels  # noqa: E402
+from cortex_fa.errors import ConfigError, did_you_mean  # noqa: E402
 
 DEFAULTS = {"tau_ms": 10.0, "dt_ms": None, "settle_time_ms": None, "tau_apical_ms": 0.0,
             "target": "numpy", "eval": "steady_state", "plasticity": "synaptic", "block": None}
@@ -159,10 +162,8 @@ def evaluate_by_presenting(model, images_uint8, labels, chunk: int = 2000):
 
 def attributes(params, training: str) -> dict:
     """Global attributes a Brian2 model adds to its results."""
-    import brian2  # the extra is installed once a model is built
-
     return {"tau_ms": float(params["tau_ms"]), "settle_time_ms": float(params["settle_time_ms"]),
             "dt_ms": float(params["dt_ms"]), "tau_apical_ms": float(params["tau_apical_ms"]),
             "settle_steps": int(params["settle_steps"]), "codegen_target": params["target"],
-            "plasticity": params["plasticity"], "brian2_version": brian2.__version__, "training": training,
+            "plasticity": params["plasticity"], "brian2_version": b2.__version__, "training": training,
             "evaluation": params["eval"], "settle_error": float(params["settle_error"])}
