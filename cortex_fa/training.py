@@ -15,6 +15,7 @@ from the generator), evaluated at every epoch end, and early stopping
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import numpy as np
 
@@ -162,21 +163,22 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
     step = 0
     status = "ok"
     stopped_early = False
+    trains_blocks = hasattr(model, "train_block")  # models that run many presentations per call
     for epoch in range(config.epochs):
         order = train_idx[rng.permutation(len(train_idx))]
         run_loss, run_correct, run_seen = 0.0, 0, 0
         lr = optim.learning_rate(config, epoch, step, total)
         bar = _progress(progress, steps_per_epoch, f"{config.rule} epoch {epoch + 1}/{config.epochs}")
-        pending = []  # (loss_sum, correct) of batches a block already trained (see _block)
+        pending = deque()  # (loss_sum, correct) of batches a block already trained (see _block)
         for start in range(0, len(order), bs):
             idx = order[start:start + bs]
             t0 = time.perf_counter()
             if config.lr_schedule == "cosine":
                 lr = optim.learning_rate(config, epoch, step, total)
-            if not pending and hasattr(model, "train_block"):
+            if not pending and trains_blocks:
                 pending = _block(model, data, order, start, bs, step, steps_per_epoch, schedule, config, epoch, total, lr)
             if pending:
-                loss_sum, correct = pending.pop(0)
+                loss_sum, correct = pending.popleft()
             else:
                 x = kernels.normalise(data.train_images[idx])
                 labels = data.train_labels[idx]
@@ -236,7 +238,7 @@ def _block(model, data, order, start, bs, step, steps_per_epoch, schedule, confi
     labels = data.train_labels[idx]
     losses, correct = model.train_block(kernels.normalise(data.train_images[idx]), kernels.one_hot(labels), labels, lrs)
     bounds = np.cumsum([0, *sizes])
-    return [(float(losses[a:b].sum()), int(correct[a:b].sum())) for a, b in zip(bounds[:-1], bounds[1:])]
+    return deque((float(losses[a:b].sum()), int(correct[a:b].sum())) for a, b in zip(bounds[:-1], bounds[1:]))
 
 
 def _progress(enabled, total, desc):
