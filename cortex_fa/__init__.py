@@ -36,6 +36,7 @@ __all__ = [
     "Network",
     "Column",
     "Projection",
+    "Simulation",
 ]
 
 
@@ -49,6 +50,10 @@ def __getattr__(name):
         from cortex_fa import results
 
         return getattr(results, name)
+    if name == "Simulation":
+        from cortex_fa.simulation import Simulation
+
+        return Simulation
     if name in ("Network",):
         from cortex_fa.network import Network
 

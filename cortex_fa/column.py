@@ -43,6 +43,12 @@ class Projection:
         How the weights are drawn.
     compartment : {"basal", "apical"}
         Where on the target column the synapses land.
+    rule : str or None
+        For a layer-wise feedback projection: the learning rule that makes its
+        teaching matrix (``"bp"``, ``"fa"``, ``"usf"``, ``"frsf"``, ``"brsf"``,
+        ``"kp"`` or a plugin's layer-wise rule), as Nengo attaches a learning
+        rule to a connection. ``None``: the network's rule
+        (``RunConfig.rule``). Feedforward projections take none.
     """
 
     source: str
@@ -50,12 +56,20 @@ class Projection:
     shape: tuple[int, int]
     init: Init = field(default_factory=Init)
     compartment: str = "basal"
+    rule: str | None = None
 
     def __post_init__(self):
         if self.compartment not in ("basal", "apical"):
             raise ConfigError(f"compartment must be 'basal' or 'apical', got {self.compartment!r}")
+        if not isinstance(self.shape, tuple):
+            object.__setattr__(self, "shape", tuple(self.shape))
         if len(self.shape) != 2 or min(self.shape) < 1:
             raise ConfigError(f"projection {self.source}->{self.target} needs a positive 2-D shape, got {self.shape}")
+        if self.rule is not None and not (isinstance(self.rule, str) and self.rule):
+            raise ConfigError(f"projection {self.source}->{self.target}: rule must be a rule name or None, got {self.rule!r}")
+        if self.rule is not None and self.compartment != "apical":
+            raise ConfigError(f"projection {self.source}->{self.target} is feedforward (basal): a learning rule "
+                              "attaches to a feedback (apical) projection")
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,11 @@ def _config_of(run: xr.Dataset, index: int) -> RunConfig:
 
 
 def _option_value(config: RunConfig, name: str):
-    return config.hidden[0] if name == "width" else _coord_value(getattr(config, name))
+    if name == "width":
+        return config.hidden[0]
+    if name == "column_rules":  # "fa,fa,bp" reads better as a coordinate than JSON
+        return ",".join(config.column_rules) if config.column_rules else "none"
+    return _coord_value(getattr(config, name))
 
 
 def swept_options(configs) -> dict[str, list]:

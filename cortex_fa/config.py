@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from cortex_fa.errors import ConfigError, choices_text, did_you_mean
@@ -33,7 +34,7 @@ DEFAULT_MAX_PARAMETERS = 50_000_000
 N_TRAIN_IMAGES = 60_000
 # Options added in 0.3 and their defaults, which keep 0.2 behaviour (and 0.2 hashes).
 HASH_NEUTRAL_DEFAULTS = {"validation": 0, "patience": None, "dropout": 0.0, "input_dropout": 0.0,
-                         "snapshots": 0}
+                         "snapshots": 0, "column_rules": None}
 # Largest synapse sample per column that --snapshots accepts (see cortex_fa.snapshots.MAX_PAIRS).
 MAX_SNAPSHOT_PAIRS = 100_000
 
@@ -76,8 +77,10 @@ class RunConfig:
     feedback_init, feedback_distribution, feedback_scale
         The same for fixed random feedback matrices (FA, frSF, DFA, ...).
     seed : int
-        Seeds one :class:`numpy.random.Generator` from which everything random
-        (weights, feedback, shuffling, probe batch) is drawn.
+        Seeds one independent :class:`numpy.random.Generator` per purpose
+        (data order, forward weights, feedback, dropout, probe batch; see
+        :mod:`cortex_fa.streams`): one seed gives every rule the same data
+        order and initial forward weights.
     probe_size : int
         Training images in the fixed probe batch on which alignment is measured
         (256: angles within ~1 degree of the training-set value at ~5 % of an
@@ -95,6 +98,11 @@ class RunConfig:
         most ``snapshots`` forward/feedback pairs per column and the receptive
         fields of the first 64 units of column 1 (see :mod:`cortex_fa.snapshots`).
         0: none. A column with fewer synapses is stored whole.
+    column_rules : tuple of str or None
+        One layer-wise rule per hidden column, from the input up (e.g.
+        ``("fa", "fa", "bp")``): the rule of that column's feedback
+        projection. ``None``: ``rule`` everywhere. ``rule`` must then be
+        layer-wise too; it names the run in tables.
     backend : str
         ``"numpy"`` or ``"brian2"``.
     rule_params, backend_params : dict
@@ -135,6 +143,7 @@ class RunConfig:
     log_every: int = 1
     metrics: bool = True
     snapshots: int = 0
+    column_rules: tuple[str, ...] | None = None
     backend: str = "numpy"
     rule_params: dict = field(default_factory=dict)
     backend_params: dict = field(default_factory=dict)
@@ -151,6 +160,8 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
+        if self.column_rules is not None:
+            d["column_rules"] = list(self.column_rules)
         return d
 
     def to_json(self) -> str:
@@ -159,13 +170,18 @@ class RunConfig:
     def hash(self, length: int = 16) -> str:
         """Stable short hash of the configuration (names run files).
 
-        Options added after 0.2 are left out while at their defaults, so a
-        0.2 sweep directory keeps its run-file names and still resumes.
+        Options added after 0.2 are left out while at their defaults. The
+        random-stream scheme (:data:`cortex_fa.streams.SCHEME`) is part of
+        the hash: a run made under another scheme draws other numbers from
+        the same seed, so a sweep directory of such runs is not taken as done.
         """
+        from cortex_fa.streams import SCHEME
+
         d = self.to_dict()
         for name, default in HASH_NEUTRAL_DEFAULTS.items():
             if d.get(name) == default:
                 del d[name]
+        d["random_streams"] = SCHEME
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:length]
 
     def replace(self, **changes) -> "RunConfig":
@@ -183,6 +199,8 @@ class RunConfig:
         values = dict(values)
         if "hidden" in values:
             values["hidden"] = parse_sizes(values["hidden"], "hidden")
+        if values.get("column_rules") is not None:
+            values["column_rules"] = parse_rules(values["column_rules"])
         return cls(**values)
 
     @classmethod
@@ -192,6 +210,36 @@ class RunConfig:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"run configuration is not valid JSON ({exc})") from None
         return cls.from_dict(values)
+
+
+def parse_rules(value) -> tuple[str, ...]:
+    """``"fa,fa,bp"``, ``"[fa,fa,bp]"`` (a sweep's grid value) or ``["fa", "fa", "bp"]`` -> ``("fa", "fa", "bp")``."""
+    items = value.strip().strip("[]\"'").split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(r, str) and r.strip() for r in items):
+        raise ConfigError(f"column_rules must list one rule name per hidden column, e.g. fa,fa,bp; got {value!r}")
+    return tuple(r.strip() for r in items)
+
+
+def _check_column_rules(cfg, rules) -> None:
+    if cfg.column_rules is None:
+        return
+    if not isinstance(cfg.column_rules, tuple):
+        object.__setattr__(cfg, "column_rules", parse_rules(cfg.column_rules))
+    if len(cfg.column_rules) != len(cfg.hidden):
+        raise ConfigError(f"column_rules lists {len(cfg.column_rules)} rule(s) for {len(cfg.hidden)} hidden column(s); "
+                          "give one per hidden column, from the input up, e.g. fa,fa,bp")
+    for i, name in enumerate(cfg.column_rules, start=1):
+        if name not in rules.available():
+            raise ConfigError(f"column_rules: column {i} asks for rule {name!r}, which is not known"
+                              f"{did_you_mean(name, rules.available())}; use {choices_text(rules.available())}")
+        if rules.get(name).pathway != "layerwise":
+            raise ConfigError(f"column_rules: column {i} asks for {name!r}, which is {rules.get(name).pathway}; "
+                              "a column's feedback projection takes a layer-wise rule: bp, fa, usf, frsf, brsf or kp")
+    if rules.get(cfg.rule).pathway != "layerwise":
+        raise ConfigError(f"column_rules need a layer-wise rule as the run's rule, got {cfg.rule!r}; "
+                          "e.g. rule fa with column_rules fa,fa,bp")
+    if cfg.backend != "numpy":
+        raise ConfigError("column_rules run on the numpy backend only; use --backend numpy")
 
 
 def _check_choice(cfg, name, choices):
@@ -283,6 +331,19 @@ def _validate(cfg: RunConfig) -> None:
             f"backend 'numpy' takes no backend_params, got {sorted(cfg.backend_params)}; "
             "backend_params are for --backend brian2 (tau_ms, settle_time_ms, dt_ms, target, ...)"
         )
+    _check_column_rules(cfg, rules)
     if cfg.backend == "brian2" and (cfg.dropout or cfg.input_dropout):
         raise ConfigError("dropout is implemented by the numpy backend only; use --backend numpy or --dropout 0")
-    rules.get(cfg.rule).check_config(cfg)
+    if cfg.column_rules is None:
+        rules.get(cfg.rule).check_config(cfg)
+        return
+    # per-column rules: each checks the rule_params it accepts; a key no rule accepts is a typo
+    names = sorted(set(cfg.column_rules), key=cfg.column_rules.index)
+    for name in names:
+        cls = rules.get(name)
+        accepted = {k: v for k, v in cfg.rule_params.items() if k in cls.defaults}
+        cls.check_config(SimpleNamespace(**{**cfg.__dict__, "rule": name, "rule_params": accepted}))
+    unused = sorted(set(cfg.rule_params) - {k for n in names for k in rules.get(n).defaults})
+    if unused:
+        raise ConfigError(f"rule_params {', '.join(map(repr, unused))} fit none of the column rules "
+                          f"{', '.join(names)}; remove them")

@@ -23,7 +23,10 @@ DEFAULT_INTERVAL = 2.0  # seconds: live enough for a person watching, cheap for 
 
 
 class PartialWriter:
-    """``on_log`` callback of :func:`cortex_fa.training.train` that keeps a partial file.
+    """A callback (:mod:`cortex_fa.callbacks`) that keeps a partial file while a simulation runs.
+
+    Pass it as ``sim.run(callbacks=[writer])``; as ``train(on_log=writer)`` it
+    is called with the recorder directly.
 
     Parameters
     ----------
@@ -52,6 +55,10 @@ class PartialWriter:
         self.interval, self.budget = float(interval), float(budget)
         self.next_at = 0.0  # monotonic time of the earliest next write
         self.writes, self.seconds, self.error = 0, 0.0, None
+
+    def on_log(self, sim) -> None:
+        """After every logged step of a :class:`~cortex_fa.simulation.Simulation` run."""
+        self(sim.recorder)
 
     def __call__(self, recorder) -> None:
         now = time.monotonic()

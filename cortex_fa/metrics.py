@@ -56,7 +56,11 @@ def _angle_and_norm(a, b) -> tuple[float, float]:
         return float("nan"), float(na)
     if same:
         return 0.0, float(na)
-    return float(np.degrees(np.arccos(np.clip(_dot64(a, b) / (na * nb), -1.0, 1.0)))), float(na)
+    cosine = _dot64(a, b) / (na * nb)
+    if cosine > 1.0 - 1e-12 and np.array_equal(a, b):
+        # equal arrays are 0 degrees apart; the rounding of the dot product alone would say ~1e-6
+        return 0.0, float(na)
+    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))), float(na)
 
 
 def rms(a: np.ndarray) -> float:

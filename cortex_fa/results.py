@@ -138,24 +138,33 @@ def save_results(ds: xr.Dataset, path, *, compress: bool = True, history: str | 
     itself is not modified.
     """
     ds = to_file(annotate(ds.copy(deep=False)), what=history)
+    encoding = {}
+    if compress:
+        encoding = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars if ds[v].dtype.kind in "fiu"}
+    for name, packing in snapshots.file_encoding(ds).items():  # receptive fields as 16-bit integers
+        encoding[name] = {**encoding.get(name, {}), **packing}
+    return write_atomic(ds, path, encoding)
+
+
+def write_atomic(ds: xr.Dataset, path, encoding=None) -> Path:
+    """Write ``ds`` as it is to NetCDF at ``path``: a temporary file in the same directory, then ``os.replace``.
+
+    A reader sees the old file or the new one, never half of one; a failed
+    write (disk full) leaves the old file and no temporary behind.
+    """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ResultsError(f"cannot write {path}: directory {directory} does not exist")
     if not os.access(directory, os.W_OK):
         raise ResultsError(f"cannot write {path}: directory {directory} is not writable")
-    encoding = {}
-    if compress:
-        encoding = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars if ds[v].dtype.kind in "fiu"}
-    for name, packing in snapshots.file_encoding(ds).items():  # receptive fields as 16-bit integers
-        encoding[name] = {**encoding.get(name, {}), **packing}
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise ResultsError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding or {})
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException as exc:

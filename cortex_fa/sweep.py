@@ -4,9 +4,12 @@ A :class:`~cortex_fa.spec.SweepSpec` (re-exported here) is rules x depths x
 seeds x any swept run options at one hidden width. :func:`run_sweep` sends one task per run to a Dask cluster
 (a local one by default); each task trains and writes
 ``<run dir>/<config hash>.nc`` atomically. Re-running the same sweep skips
-runs whose file is complete, so a killed sweep resumes where it stopped, and
-a run on a worker that died is simply computed again. The run dir holds a
-``sweep.json`` manifest so two different sweeps never share one.
+runs whose file is complete, so a killed sweep resumes where it stopped; a
+run in flight stores ``<hash>.ckpt`` after every epoch
+(:meth:`~cortex_fa.simulation.Simulation.store`) and continues from it, so
+a killed sweep (or a worker that died) loses at most an epoch of each run.
+The run dir holds a ``sweep.json`` manifest so two different sweeps never
+share one.
 """
 
 from __future__ import annotations
@@ -38,9 +41,11 @@ def run_task(config: dict, run_dir: str, data_dir=None, live: bool = True) -> di
     import dask
 
     from cortex_fa import study
+    from cortex_fa.callbacks import Checkpoint
+    from cortex_fa.errors import ResultsError
     from cortex_fa.live import PartialWriter
     from cortex_fa.results import partial_path, save_results
-    from cortex_fa.training import train
+    from cortex_fa.simulation import Simulation
 
     cfg = RunConfig.from_dict(config)
     path = Path(run_dir) / f"{cfg.hash()}.nc"
@@ -60,11 +65,29 @@ def run_task(config: dict, run_dir: str, data_dir=None, live: bool = True) -> di
     with threadpool_limits(1), dask.config.set(scheduler="synchronous"):
         # <hash>.partial.nc while it trains (the live app reads it); never taken for a finished run
         writer = PartialWriter(partial_path(path)) if live else None
-        ds = train(cfg, _DATA[data_dir], progress=False, on_log=writer)
+        # <hash>.ckpt after every epoch: a killed sweep loses at most an epoch of each run in flight
+        ckpt = checkpoint_path(path) if cfg.backend == "numpy" else None
+        sim = None
+        if ckpt is not None and ckpt.exists():
+            try:
+                sim = Simulation.restore(ckpt, data=_DATA[data_dir], progress=False)
+            except (ResultsError, KeyError, ValueError):  # a checkpoint from an older cortex_fa: start again
+                sim = None
+        if sim is None or sim.config.to_json() != cfg.to_json():
+            sim = Simulation(cfg, data=_DATA[data_dir], progress=False)
+        sim.run(callbacks=[cb for cb in (writer, Checkpoint(ckpt) if ckpt else None) if cb is not None])
+        ds = sim.results
         save_results(ds, path)
         if writer is not None:
             writer.discard()
+        if ckpt is not None:
+            ckpt.unlink(missing_ok=True)
     return {**summary, "status": ds.attrs["status"]}
+
+
+def checkpoint_path(run_file: Path) -> Path:
+    """``<run dir>/<hash>.nc`` -> ``<run dir>/<hash>.ckpt``: the run's checkpoint (not a ``*.nc`` run file)."""
+    return run_file.with_suffix(".ckpt")
 
 
 def _cost(cfg: RunConfig) -> float:

@@ -113,6 +113,11 @@ def test_live_overhead_benchmark_writes_its_json(tmp_path):
     assert result["writes_per_run"] >= 1 and 0 < result["write_share"] < 1
 
 
+def test_simulation_overhead_benchmark_checks_equal_weights_and_writes_its_json(tmp_path):
+    result = _benchmark(tmp_path, "simulation_overhead", "--quick", "--rounds", "1", "--hidden", "16,16")
+    assert result["simulation_s"] > 0 and result["bare_loop_s"] > 0 and -1 < result["overhead"] < 10
+
+
 @pytest.mark.brian2
 @pytest.mark.mnist
 @pytest.mark.slow

@@ -150,10 +150,10 @@ def test_dropout_training_differs_but_probe_and_test_passes_see_none(tiny_data):
     np.testing.assert_array_equal(plain.grad_norm.sel(step=0).values, dropped.grad_norm.sel(step=0).values)
     # the model's evaluation is deterministic with dropout configured (no mask is drawn)
     cfg, model = model_of("fa", (32,), dropout=0.5)
-    state = model.rng.bit_generator.state
+    state = model.streams.dropout.bit_generator.state
     first = model.evaluate(tiny_data.test_images, tiny_data.test_labels)
     assert model.evaluate(tiny_data.test_images, tiny_data.test_labels) == first
-    assert model.rng.bit_generator.state == state
+    assert model.streams.dropout.bit_generator.state == state
 
 
 def test_dropout_is_recorded_and_refused_on_brian2():

@@ -41,7 +41,6 @@ from cortex_fa.backends.brian2_options import attributes, evaluate_by_presenting
 from cortex_fa.backends.brian2_runner import PresentJob, Runner, Trace, TrainJob
 from cortex_fa.backends.numpy_backend import NumpyModel
 from cortex_fa.errors import ConfigError
-from cortex_fa.rules.base import LearningRule
 
 
 def _code_object_class(target: str):
@@ -63,7 +62,7 @@ def _fixed_feedback(rule, weights, state, layer) -> bool:
     changed by feedback plasticity is not; for a rule that does not say, one
     stored array returned on every call is taken as fixed.
     """
-    if type(rule).after_update is not LearningRule.after_update or rule.reads_weights:
+    if rule.changes_feedback() or rule.reads_weights:
         return False
     if rule.reads_weights is False:
         return True
@@ -202,7 +201,8 @@ class Brian2Model(NumpyModel):
 def compile(network, rule, config, rng):  # noqa: A001 - backend API name
     """Build a model for ``network`` trained by ``rule``.
 
-    Draws W, then the rule's feedback state, from ``rng`` exactly as the
+    Draws W, then the rule's feedback state, from ``rng`` (a
+    :class:`~cortex_fa.streams.RandomStreams` or one Generator) exactly as the
     numpy backend does, so both backends start identical for a seed.
     ``config.backend_params`` are checked by
     :func:`~cortex_fa.backends.brian2_options.options`; ``plasticity``

@@ -110,6 +110,9 @@ def options(backend_params: dict, network, rule, config=None) -> dict:
         raise ConfigError(f"backend_params.eval must be 'steady_state' or 'simulate', got {p['eval']!r}")
     if p["block"] is not None and (isinstance(p["block"], bool) or not isinstance(p["block"], int) or p["block"] < 1):
         raise ConfigError(f"backend_params.block must be a positive whole number of presentations, got {p['block']!r}")
+    if rule.name == "per-column":
+        raise ConfigError("per-column rules (column_rules) run on the numpy backend only; use --backend numpy "
+                          "or one rule for the whole network")
     if p["plasticity"] == "python":
         if p["target"] == "cpp_standalone":
             raise ConfigError("backend_params.target 'cpp_standalone' needs plasticity 'synaptic' "

@@ -25,7 +25,7 @@ import numpy as np
 from cortex_fa import activations as acts
 from cortex_fa import init as initializers
 from cortex_fa import kernels, optim
-from cortex_fa.rules.base import LearningRule
+from cortex_fa.streams import RandomStreams
 
 DTYPE = np.float32
 # Buffer sets kept per model: the training batch size, the short last batch
@@ -54,23 +54,23 @@ class NumpyModel:
 
     backend = "numpy"
 
-    def __init__(self, network, rule, config, rng: np.random.Generator):
+    def __init__(self, network, rule, config, streams):
         self.network, self.rule, self.config = network, rule, config
+        self.streams = streams = RandomStreams.coerce(streams)
         sizes = network.sizes
         # Column-major W (the same values; W.T is C-ordered): the forward product h W
         # and the update of W^T = delta^T h then both run ~1.5x faster in OpenBLAS at
         # these shapes (batch 64 x 784 x 1000), see docs/performance.md.
         self.weights = [
             np.asfortranarray(initializers.draw(col.feedforward.init, (sizes[i], sizes[i + 1]), sizes[i],
-                                                sizes[i + 1], rng, DTYPE))
+                                                sizes[i + 1], streams.forward, DTYPE))
             for i, col in enumerate(network.columns)
         ]
         self.biases = [np.zeros(col.size, DTYPE) if col.bias else None for col in network.columns]
         self.activations = [acts.get(col.activation) for col in network.columns]
-        self.state = rule.init_state(network, rng)
+        self.state = rule.init_state(network, streams.feedback)
         self._params = self.weights + [b for b in self.biases if b is not None]
         self.optimizer = optim.make(config.optimizer, self._params, config.momentum)
-        self.rng = rng
         self._workspaces: OrderedDict = OrderedDict()
 
     # -- training -----------------------------------------------------------
@@ -90,7 +90,7 @@ class NumpyModel:
         return x, acts_
 
     def _mask(self, shape, rate, dtype):
-        keep = self.rng.random(shape, dtype=np.float32) >= rate
+        keep = self.streams.dropout.random(shape, dtype=np.float32) >= rate
         return keep.astype(dtype) * np.asarray(1.0 / (1.0 - rate), dtype)
 
     def train_batch(self, x, y, labels, lr: float):
@@ -138,7 +138,7 @@ class NumpyModel:
         """Whether the fused SGD path applies (it skips materialising the increments)."""
         return (isinstance(self.optimizer, optim.SGD)
                 and self.rule.pathway in ("layerwise", "direct", "indirect")
-                and type(self.rule).after_update is LearningRule.after_update)
+                and not self.rule.changes_feedback())
 
     def _apply_fused(self, post, deltas, lr):
         """:meth:`_apply` for SGD without materialised gradients or increments.
@@ -173,7 +173,8 @@ class NumpyModel:
             W += s
         for b, s in zip([b for b in self.biases if b is not None], steps[n_w:]):
             b += s
-        self.rule.after_update(self.weights, steps[:n_w], self.state, lr=lr, weight_decay=cfg.weight_decay, rng=self.rng)
+        self.rule.after_update(self.weights, steps[:n_w], self.state, lr=lr, weight_decay=cfg.weight_decay,
+                               rng=self.streams.feedback)
 
     # -- evaluation -----------------------------------------------------------
     def outputs(self, x):
@@ -213,6 +214,10 @@ class NumpyModel:
         return total_loss / n, correct / n
 
 
-def compile(network, rule, config, rng):  # noqa: A001 - backend API name
-    """Build a :class:`NumpyModel` (draws W, then the feedback state, from ``rng``)."""
-    return NumpyModel(network, rule, config, rng)
+def compile(network, rule, config, streams):  # noqa: A001 - backend API name
+    """Build a :class:`NumpyModel`: W from ``streams.forward``, the feedback state from ``streams.feedback``.
+
+    ``streams`` is a :class:`~cortex_fa.streams.RandomStreams` (or one
+    Generator, which then serves every purpose in the order W, feedback).
+    """
+    return NumpyModel(network, rule, config, streams)

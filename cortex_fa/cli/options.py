@@ -31,11 +31,12 @@ HELP = {
     "probe_size": "training images in the fixed probe batch for alignment metrics",
     "rule_params": "JSON object of rule parameters, e.g. '{\"decay\": 0.001}'",
     "backend_params": "JSON object of backend parameters",
-    "seed": "seed of the numpy Generator that draws everything random",
+    "seed": "seed of the run's random streams (one per purpose: data order, weights, feedback, dropout, probe)",
     "validation": "hold out the last N training images as a validation split (0: none)",
     "patience": "stop after this many epochs without a better validation accuracy (none: never)",
     "dropout": "inverted dropout rate of the hidden columns, training only",
     "input_dropout": "inverted dropout rate of the input pixels, training only",
+    "column_rules": "one layer-wise rule per hidden column, from the input up, e.g. fa,fa,bp (default: --rule everywhere)",
     "snapshots": "store W/B snapshots: at most this many synapse pairs per column (0: none), e.g. 2000",
 }
 

@@ -24,6 +24,10 @@ def register(subparsers) -> None:
     p.add_argument("--partial", action=argparse.BooleanOptionalAction, default=True,
                    help="keep OUT.partial.nc (the results so far) up to date while training, "
                         "for 'cortex-fa serve --live' (default: yes)")
+    p.add_argument("--checkpoint", metavar="PATH.nc", default=None,
+                   help="store the whole simulation to PATH.nc after every epoch (and on Ctrl-C)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint PATH.nc if it exists (the same run options), else start")
     add_serve_options(p)
     add_run_options(p)
     p.set_defaults(func=main)
@@ -35,20 +39,38 @@ def main(args) -> int:
     config = RunConfig.from_dict(run_options(args))
     out = Path(args.out)
     check_writable(out)
-    from cortex_fa import backends, results, training
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    if args.resume and checkpoint is None:
+        raise ConfigError("--resume continues from a checkpoint: give --checkpoint PATH.nc too")
+    if checkpoint is not None:
+        check_writable(checkpoint, flag="--checkpoint")
+        if checkpoint.resolve() == out.resolve():
+            raise ConfigError(f"--checkpoint {checkpoint} is the --out file; give the checkpoint a name of its own")
+    from cortex_fa import backends, results
+    from cortex_fa.callbacks import Checkpoint
     from cortex_fa.data import load_mnist
 
     backends.get(config.backend)  # a missing optional backend fails before the data loads
 
     data = load_mnist(args.data_dir, progress=not args.quiet)
+    sim = start(config, data, checkpoint if args.resume else None, quiet=args.quiet)
     from cortex_fa.live import PartialWriter
 
     writer = PartialWriter(results.partial_path(out)) if args.partial or args.serve else None
     server = start_live(out, args, since=time.time() - 1)  # not the previous run's OUT
-    ds = training.train(config, data, progress=not args.quiet, on_log=writer)
+    callbacks = [cb for cb in (writer, Checkpoint(checkpoint) if checkpoint else None) if cb is not None]
+    sim.run(callbacks=callbacks)
+    if sim.status == "interrupted" and checkpoint is not None:
+        sim.store(checkpoint)
+    ds = sim.results
     results.save_results(ds, out)
     if writer is not None:
         writer.discard()  # after the final file is in place: a reader always has one of the two
+    if sim.status == "interrupted":
+        resume = f"; continue with the same command and --resume" if checkpoint is not None else ""
+        print(f"interrupted at step {sim.step} (epoch {sim.step / sim.steps_per_epoch:.2f}): wrote {out} "
+              f"with status interrupted{resume}", file=sys.stderr, flush=True)
+        return 130
     if not args.quiet:
         print(summary_table(ds))
     print(f"wrote {out}" + ("  (run DIVERGED: see attrs['diverged_at_step'])" if ds.attrs["status"] == "diverged" else ""),
@@ -57,14 +79,34 @@ def main(args) -> int:
     return 0
 
 
-def check_writable(out: Path) -> None:
+def start(config, data, checkpoint, *, quiet: bool):
+    """A new simulation of ``config``, or the one stored in ``checkpoint`` (which must be of ``config``)."""
+    from cortex_fa.simulation import Simulation
+
+    if checkpoint is None or not checkpoint.exists():
+        if checkpoint is not None and not quiet:
+            print(f"no checkpoint at {checkpoint} yet: starting", file=sys.stderr)
+        return Simulation(config, data=data, progress=not quiet)
+    sim = Simulation.restore(checkpoint, data=data, progress=not quiet)
+    stored, given = sim.config.to_dict(), config.to_dict()
+    differ = [k for k in given if stored.get(k) != given[k]]
+    if differ:
+        k = differ[0]
+        raise ConfigError(f"checkpoint {checkpoint} is of another run ({k} {stored.get(k)!r} there, {given[k]!r} here); "
+                          "use the options it was made with, or another --checkpoint path")
+    if not quiet:
+        print(f"resuming {checkpoint} at step {sim.step} (epoch {sim.step / sim.steps_per_epoch:.2f})", file=sys.stderr)
+    return sim
+
+
+def check_writable(out: Path, flag: str = "--out") -> None:
     """Fail before training, not after, if the results cannot be written."""
     parent = out.parent if str(out.parent) else Path(".")
     if out.suffix != ".nc":
-        raise ConfigError(f"--out {out}: results files are NetCDF; use a name ending in .nc")
+        raise ConfigError(f"{flag} {out}: results files are NetCDF; use a name ending in .nc")
     if out.is_dir():
-        raise ConfigError(f"--out {out} is a directory; give a file name ending in .nc")
-    probe_directory(parent, f"--out {out}")
+        raise ConfigError(f"{flag} {out} is a directory; give a file name ending in .nc")
+    probe_directory(parent, f"{flag} {out}")
 
 
 def probe_directory(directory: Path, what: str) -> None:
@@ -87,7 +129,7 @@ def summary_table(ds) -> str:
 
     last = ds.isel(step=-1)
     lines = [
-        f"rule {ds.attrs['rule']}  depth {ds.attrs['depth']}  seed {ds.attrs['seed']}  status {ds.attrs['status']}",
+        f"rule {ds.attrs.get('column_rules', ds.attrs['rule'])}  depth {ds.attrs['depth']}  seed {ds.attrs['seed']}  status {ds.attrs['status']}",
         f"epoch {float(last.epoch):.2f}  test accuracy {float(last.test_accuracy):.4f}  "
         f"train loss {float(last.train_loss):.4f}  wall {float(last.wall_time):.1f} s",
         f"{'layer':>5} {'weight°':>8} {'delta°':>8} {'update°':>8} {'delta rms':>10}",

@@ -19,7 +19,7 @@ from pathlib import Path
 from cortex_fa.cli.common import check_dir_writable  # also imported from here by cli.plot
 from cortex_fa.cli.options import add_run_options, run_options
 from cortex_fa.cli.serve import add_serve_options, keep_serving, start_live
-from cortex_fa.config import RunConfig
+from cortex_fa.config import RunConfig, parse_rules
 from cortex_fa.errors import ConfigError, did_you_mean
 
 SECTIONS = ("sweep", "grid", "quick", "published", "preset")
@@ -94,6 +94,8 @@ def split_values(text: str) -> list[str]:
 
 def _convert(name: str, value):
     """Convert one grid value given as text to the type of RunConfig field ``name``."""
+    if name == "column_rules":  # one canonical text per value: it becomes a study coordinate
+        return ",".join(parse_rules(value))
     if not isinstance(value, str):
         return value
     default = _FIELDS[name].default if _FIELDS[name].default is not dataclasses.MISSING else _FIELDS[name].default_factory()

@@ -14,6 +14,7 @@ from cortex_fa.rules.base import LearningRule, feedback_projections
 from cortex_fa.rules.direct import DirectFeedbackAlignment, DirectRandomTargetProjection
 from cortex_fa.rules.feedback_alignment import FeedbackAlignment, KolenPollack
 from cortex_fa.rules.indirect import IndirectFeedbackAlignment
+from cortex_fa.rules.per_column import ColumnRules, compose
 from cortex_fa.rules.sign_symmetry import (
     BatchRandomMagnitudeSignFeedback,
     FixedRandomMagnitudeSignFeedback,
@@ -48,6 +49,15 @@ def make(name: str, params: dict | None = None) -> LearningRule:
     return get(name)(**(params or {}))
 
 
+def for_network(network, name: str, params: dict | None = None) -> LearningRule:
+    """The rule that trains ``network``: rule ``name``, or one per feedback projection.
+
+    Feedback projections that name a rule (``Projection.rule``) get it; the
+    others get ``name``. See :class:`~cortex_fa.rules.per_column.ColumnRules`.
+    """
+    return compose(network, name, params, make)
+
+
 for _cls in (
     Backprop,
     FeedbackAlignment,
@@ -62,4 +72,5 @@ for _cls in (
 ):
     register(_cls)
 
-__all__ = ["LearningRule", "register", "get", "available", "make", "feedback_projections"]
+__all__ = ["LearningRule", "ColumnRules", "register", "get", "available", "make", "for_network",
+           "feedback_projections"]

@@ -94,6 +94,10 @@ class LearningRule:
         weight decay). Default: feedback synapses are fixed.
         """
 
+    def changes_feedback(self) -> bool:
+        """Whether :meth:`after_update` changes anything (the fused SGD path skips it otherwise)."""
+        return type(self).after_update is not LearningRule.after_update
+
     # -- helpers for subclasses ---------------------------------------------
     @staticmethod
     def draw_feedback(network, rng, *, magnitude_only=False) -> dict[int, np.ndarray]:
@@ -111,16 +115,21 @@ class LearningRule:
 
 
 def feedback_projections(network):
-    """Yield ``(layer, projection, fan_in, fan_out)`` for each feedback projection."""
+    """Yield ``(layer, projection, fan_in, fan_out)`` for each feedback projection.
+
+    Columns without one are skipped (a per-column rule sees a view of the
+    network holding only its own projections, see :mod:`cortex_fa.rules.per_column`).
+    """
     cols = network.columns
     sizes = network.sizes
     if network.pathway == "layerwise":
-        for l in range(2, len(cols) + 1):
-            # B_l lives on column l-1's apical side; it has the fans of W_l.
-            yield l, cols[l - 2].feedback, sizes[l - 1], sizes[l]
+        # B_l lives on column l-1's apical side; it has the fans of W_l.
+        found = ((l, cols[l - 2].feedback, sizes[l - 1], sizes[l]) for l in range(2, len(cols) + 1))
     elif network.pathway == "direct":
-        for l in range(1, len(cols)):
-            yield l, cols[l - 1].feedback, sizes[-1], sizes[l]
+        found = ((l, cols[l - 1].feedback, sizes[-1], sizes[l]) for l in range(1, len(cols)))
     elif network.pathway == "indirect" and len(cols) > 1:
         # D_1 is drawn exactly like DFA's D_1 (same shape, fans and order)
-        yield 1, cols[0].feedback, sizes[-1], sizes[1]
+        found = iter([(1, cols[0].feedback, sizes[-1], sizes[1])])
+    else:
+        found = iter(())
+    yield from (item for item in found if item[1] is not None)
