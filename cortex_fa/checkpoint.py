@@ -9,7 +9,8 @@ for bit, as variables and attributes with plain names:
   column1)``, ..., ``column1_bias(column1)``: the layout of
   :attr:`Simulation.weights`);
 * the rule's feedback state (``state__B__2``; per-column rules nest a level:
-  ``state__fa__B__2``) and the optimiser's moments (``optimizer__velocity__0``);
+  ``state__fa__B__2``), the optimiser's moments (``optimizer__velocity__0``)
+  and the initial forward weights (``initial__W__1``, for ``learned_alignment``);
 * the epoch in progress (``epoch_order``) and, in attributes, the counters,
   the validation history, every random stream's state, the config and the
   network description (JSON).
@@ -82,6 +83,7 @@ def store(sim, path) -> Path:
     ds = sim.results.copy()
     ds.attrs = {}
     arrays = dict(_flatten_state(sim.model.state))
+    arrays.update({f"initial{SEP}W{SEP}{l}": W0 for l, W0 in enumerate(sim.initial_weights, start=1)})
     arrays.update(_optimizer_arrays(sim.model.optimizer))
     if sim.current is not None:
         arrays["epoch_order"] = sim.current.order
@@ -159,7 +161,8 @@ def apply(sim, ds) -> None:
         if b is not None:
             b[...] = ds[f"{col.name}_bias"].values
         below = col.name
-    for name, arr in list(_flatten_state(model.state)) + list(_optimizer_arrays(model.optimizer).items()):
+    initial = {f"initial{SEP}W{SEP}{l}": W0 for l, W0 in enumerate(sim.initial_weights, start=1)}
+    for name, arr in list(_flatten_state(model.state)) + list(_optimizer_arrays(model.optimizer).items()) + list(initial.items()):
         if name not in ds:
             raise ResultsError(f"checkpoint lacks {name}: it was written by another rule or optimiser")
         arr[...] = ds[name].values

@@ -33,7 +33,8 @@ RUN_DIMS = ("rule", "depth", "seed")
 _STRUCTURAL = ("rule", "hidden", "seed")
 # per-run attribute -> long_name of the study variable that holds it
 _RUN_ATTRS = {"status": "run status: ok, diverged or missing", "config_hash": "SHA-256 (16 hex digits) of config",
-              "config": "the run's full RunConfig (JSON)", "created": "UTC time the run was created"}
+              "config": "the run's full RunConfig (JSON)", "created": "UTC time the run was created",
+              "stop_reason": "why training ended: early_stop, epoch_cap, diverged, stalled_at_chance, ..."}
 
 
 def _coord_value(value):

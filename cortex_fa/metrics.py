@@ -24,6 +24,8 @@ PER_LAYER = (
     "delta_norm",
     "grad_norm",
     "feedback_norm_ratio",
+    "learned_alignment",  # cortex_fa.learned: what learning wrote into W
+    "weight_change",
 )
 
 

@@ -35,6 +35,9 @@ VARIABLES = {
     "delta_norm": ("RMS of the rule's delta over probe examples and units", "1"),
     "grad_norm": ("Frobenius norm of the rule's weight update dW on the probe batch", "1"),
     "feedback_norm_ratio": ("|B_l| / |W_l| (Frobenius), layer-wise rules only", "1"),
+    "learned_alignment": ("angle between the feedback used and (W - W(0))^T, what learning wrote "
+                          "(direct rules: the change of the linear path)", "degree"),
+    "weight_change": ("|W_l - W_l(0)| / |W_l(0)| (Frobenius)", "1"),
     "train_loss": ("training loss, running mean over the epoch so far", "1"),
     "train_accuracy": ("training accuracy, running mean over the epoch so far", "1"),
     "test_loss": ("loss on the 10,000 test images", "1"),

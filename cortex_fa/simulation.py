@@ -30,7 +30,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from cortex_fa import backends, checkpoint, kernels, metrics, rules, snapshots
+from cortex_fa import backends, checkpoint, kernels, learned, metrics, rules, snapshots
 from cortex_fa.callbacks import EarlyStopping, as_callbacks
 from cortex_fa.config import RunConfig
 from cortex_fa.epoch import Epoch, next_block, progress_bar
@@ -39,6 +39,10 @@ from cortex_fa.reconcile import reconcile
 from cortex_fa.results import RunRecorder, annotate
 from cortex_fa.schedule import DIVERGED_FACTOR, best_epoch, chance_loss, is_logged, validation_split
 from cortex_fa.streams import DESCRIPTION, RandomStreams
+
+
+# A run that ends below this accuracy (twice chance for 10 classes) never learned: "stalled_at_chance".
+STALLED_ACCURACY = 0.2
 
 
 class Simulation:
@@ -96,6 +100,8 @@ class Simulation:
                                    kernels.one_hot(data.train_labels[probe_idx]), config.loss)
         self.rule = rules.for_network(network, config.rule, config.rule_params)
         self.model = backends.get(config.backend).compile(network, self.rule, config, self.streams)
+        # W(0), for what learning wrote (cortex_fa.learned); kept in checkpoints
+        self.initial_weights = [np.array(W, copy=True) for W in self.model.weights]
         self.steps_per_epoch = -(-len(self.train_index) // config.batch_size)
         self.recorder = RunRecorder(config, network.n_layers, self.steps_per_epoch, data, backend=self.model.backend)
         self.recorder.extra_attrs.update(getattr(self.model, "attrs", {}), random_streams=DESCRIPTION)
@@ -236,6 +242,7 @@ class Simulation:
                 self.validation_history.append(row["validation_accuracy"])
         if self.config.metrics and self._logged(step):
             row.update(self.probe.evaluate(self.rule, model.weights, model.biases, model.activations, model.state))
+            row.update(learned.metrics(self.rule, model.weights, self.initial_weights, model.state))
         if self.snapshots is not None and step in self.snapshots.steps:
             self.snapshots.take(step, self.rule, model.weights, model.state)
         self.recorder.add(step, self.clock, row)
@@ -259,6 +266,7 @@ class Simulation:
                          best_validation_epoch=best_epoch(self.validation_history)[0] + 1,
                          stopped_epoch=len(self.validation_history),
                          stopped_early=int(self.stop_reason == "early_stop"))
+        extra["stop_reason"] = self.end_reason()
         saved = dict(self.recorder.extra_attrs)
         self.recorder.extra_attrs.update(extra)
         try:
@@ -268,6 +276,20 @@ class Simulation:
         if self.snapshots is not None:
             ds = annotate(ds.merge(self.snapshots.to_dataset(self.steps_per_epoch), combine_attrs="override"))
         return ds
+
+    def end_reason(self) -> str:
+        """Why training ended (or has not): ``early_stop``, ``epoch_cap``, ``diverged``,
+        ``stalled_at_chance`` (ended with a best validation accuracy, else a last test
+        accuracy, under :data:`STALLED_ACCURACY`), ``interrupted``, ``running``, or a callback's reason."""
+        if self.status in ("diverged", "interrupted"):
+            return self.status
+        if self.current is not None or (self.stop_reason is None and self.epoch < self.config.epochs):
+            return "running" if self.stop_reason is None else self.stop_reason
+        accuracy = max(self.validation_history) if self.validation_history else (
+            self.recorder.rows[-1].get("test_accuracy", np.nan) if self.recorder.rows else np.nan)
+        if np.isfinite(accuracy) and accuracy < STALLED_ACCURACY:
+            return "stalled_at_chance"
+        return self.stop_reason or "epoch_cap"
 
     @property
     def weights(self) -> "xarray.Dataset":  # noqa: F821

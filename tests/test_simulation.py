@@ -237,3 +237,39 @@ def test_ctrl_c_stops_at_a_batch_boundary_and_the_run_goes_on(tiny_data):
     assert sim.step == 8 and list(sim.results.step.values) == [0, 1, 2, 4, 8]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
     same_run(whole.results, sim.run().results)
+
+
+def test_learned_alignment_and_weight_change_against_numpy(tiny_data):
+    """Recomputed by hand from W(0), the final W and the feedback used."""
+    from cortex_fa.metrics import angle, linear_path
+
+    for rule in ("fa", "dfa"):
+        cfg = RunConfig(rule=rule, hidden=(24, 16), epochs=2, batch_size=50, lr=0.1)
+        sim = Simulation(cfg, data=tiny_data, progress=False)
+        W0 = [W.copy() for W in sim.model.weights]
+        sim.run()
+        ds = sim.results
+        assert (ds.weight_change.sel(step=0) == 0).all()
+        W = sim.model.weights
+        change = [np.linalg.norm(np.subtract(a, b, dtype=np.float64)) / np.linalg.norm(b.astype(np.float64))
+                  for a, b in zip(W, W0)]
+        np.testing.assert_allclose(ds.weight_change.isel(step=-1).values, change, rtol=1e-9)
+        last = ds.learned_alignment.isel(step=-1).values
+        if rule == "fa":
+            expected = [np.nan] + [angle(sim.model.state["B"][l], (W[l - 1] - W0[l - 1]).T) for l in (2, 3)]
+        else:
+            expected = [angle(sim.model.state["D"][l], (linear_path(W, l) - linear_path(W0, l)).T) for l in (1, 2)]
+            expected.append(np.nan)
+        np.testing.assert_allclose(last, expected, rtol=1e-9)
+        assert np.all(np.asarray(expected)[np.isfinite(expected)] < 85)  # what FA/DFA wrote leans towards B
+
+
+@pytest.mark.parametrize("extra, reason", [
+    ({"epochs": 3, "lr": 0.1}, "epoch_cap"),
+    ({"epochs": 30, "validation": 200, "patience": 1, "lr": 0.1}, "early_stop"),
+    ({"epochs": 1, "lr": 1e-9}, "stalled_at_chance"),
+    ({"epochs": 1, "lr": 1e4, "init_scale": 30.0}, "diverged"),
+])
+def test_every_run_records_why_it_ended(tiny_data, extra, reason):
+    ds = Simulation(RunConfig(rule="bp", hidden=(32,), batch_size=50, **extra), data=tiny_data, progress=False).run().results
+    assert ds.attrs["stop_reason"] == reason
