@@ -98,7 +98,7 @@ def store(sim, path) -> Path:
                 "diverged_at": sim.diverged_at, "validation_history": sim.validation_history,
                 "epoch": None if ep is None else {"number": ep.number, "position": ep.position, "loss": ep.loss,
                                                   "correct": ep.correct, "seen": ep.seen},
-                "adam_t": getattr(sim.model.optimizer, "t", None)}
+                "adam_t": getattr(sim.model.optimizer, "t", None), "resumed_at": sim.resumed_at}
     ds.attrs = {
         "title": TITLE, "checkpoint_version": VERSION, "cortex_fa_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -173,6 +173,7 @@ def apply(sim, ds) -> None:
     sim.step, sim.clock = int(counters["step"]), float(counters["clock"])
     sim.status, sim.stop_reason, sim.diverged_at = counters["status"], counters["stop_reason"], counters["diverged_at"]
     sim.validation_history = [float(v) for v in counters["validation_history"]]
+    sim.resumed_at = [int(v) for v in counters.get("resumed_at", [])]
     if counters["epoch"] is not None:
         e = counters["epoch"]
         sim.current = Epoch(int(e["number"]), ds["epoch_order"].values.astype(np.int64), int(e["position"]),

@@ -116,6 +116,7 @@ class Simulation:
         self.step, self.clock = 0, 0.0
         self.status, self.stop_reason, self.diverged_at = "ok", None, None
         self.validation_history: list[float] = []
+        self.resumed_at: list[int] = []  # steps at which this run was restored from a checkpoint
         self.current = None  # the Epoch in progress (order, position, running sums), None between epochs
         self._stop_request = None
 
@@ -267,6 +268,8 @@ class Simulation:
                          stopped_epoch=len(self.validation_history),
                          stopped_early=int(self.stop_reason == "early_stop"))
         extra["stop_reason"] = self.end_reason()
+        if self.resumed_at:
+            extra["resumed_at_steps"] = ",".join(map(str, self.resumed_at))
         saved = dict(self.recorder.extra_attrs)
         self.recorder.extra_attrs.update(extra)
         try:
@@ -330,6 +333,7 @@ class Simulation:
         ds = checkpoint.load(path)
         sim = cls(Network.from_dict(checkpoint.network_of(ds)), checkpoint.config_of(ds), data=data, progress=progress)
         checkpoint.apply(sim, ds)
+        sim.resumed_at.append(sim.step)
         return sim
 
 

@@ -396,3 +396,39 @@ def test_report_next_to_an_unwritable_file_is_refused_before_work(tmp_path):
     finally:
         for fd in fds:
             os.close(fd)
+
+
+# -- 4. a run in flight: kill -9 after an epoch's checkpoint, it continues from there ----------
+
+@on_sweeps
+def test_a_killed_sweep_continues_its_run_from_the_last_epoch(tmp_path):
+    """One 6-epoch run on a real LocalCluster; killed after its first checkpoint, resumed, equal to unbroken."""
+    import cortex_fa as cfa
+    from cortex_fa.config import RunConfig
+    from cortex_fa.data import load_mnist
+
+    args = ["sweep", "--rules", "fa", "--depths", "2", "--seeds", "3", "--width", "64", "--train-subset", "6000",
+            "--epochs", "6", "--lr", "0.1", "--workers", "1", "--quiet", "--out", "s.nc"]
+    proc = spawn(args, tmp_path, tmp_path / "log")
+    run_dir = tmp_path / "s.runs"
+    deadline = time.monotonic() + 240
+    while not list(run_dir.glob("*.ckpt")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    kill_group(proc)
+    ckpts = list(run_dir.glob("*.ckpt"))
+    assert ckpts and not finished(run_dir), (tmp_path / "log").read_text()[-2000:]
+    killed_at = cfa.Simulation.restore(ckpts[0], progress=False).step
+    done = subprocess.run(cli(*args), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    (run,) = finished(run_dir)
+    assert not list(run_dir.glob("*.ckpt"))  # removed once the run file is in place
+    got = load(run)
+    assert got.attrs["resumed_at_steps"].split(",")[0] == str(killed_at) and 0 < killed_at < 6 * 60
+    config = RunConfig.from_json(got.attrs["config"])
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # as on a sweep worker: one BLAS thread sums in one order
+        want = cfa.Simulation(config, data=load_mnist(progress=False), progress=False).run().results
+    for name in want.data_vars:
+        if name not in TIMING:
+            np.testing.assert_array_equal(got[name].values, want[name].values, err_msg=name)
