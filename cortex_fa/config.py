@@ -8,6 +8,7 @@ hash that names run files in a sweep.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -36,6 +37,8 @@ HASH_NEUTRAL_DEFAULTS = {"validation": 0, "patience": None, "dropout": 0.0, "inp
                          "snapshots": 0}
 # Largest synapse sample per column that --snapshots accepts (see cortex_fa.snapshots.MAX_PAIRS).
 MAX_SNAPSHOT_PAIRS = 100_000
+# Set while a config is rebuilt from a results file: there the rule is a label, which need not be installed.
+_RULE_AS_LABEL = contextvars.ContextVar("rule_as_label", default=False)
 
 
 @dataclass(frozen=True)
@@ -171,9 +174,19 @@ class RunConfig:
     def replace(self, **changes) -> "RunConfig":
         return RunConfig.from_dict({**self.to_dict(), **changes})
 
+    def check_rule(self) -> None:
+        """Raise ConfigError if the rule is not installed here or refuses ``rule_params``.
+
+        Building a RunConfig checks this, except from a results file
+        (:meth:`from_json`); :func:`cortex_fa.train` checks again.
+        """
+        from cortex_fa import rules
+
+        rules.get(self.rule).check_config(self)
+
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
-        """Build from a mapping, refusing unknown keys with a suggestion."""
+    def from_dict(cls, values: dict[str, Any], *, rule_as_label: bool = False) -> "RunConfig":
+        """Build from a mapping, refusing unknown keys with a suggestion (``rule_as_label``: see :meth:`from_json`)."""
         if not isinstance(values, dict):
             raise ConfigError(f"a run configuration must be a table/dict, got {type(values).__name__}")
         names = [f.name for f in dataclasses.fields(cls)]
@@ -183,15 +196,26 @@ class RunConfig:
         values = dict(values)
         if "hidden" in values:
             values["hidden"] = parse_sizes(values["hidden"], "hidden")
-        return cls(**values)
+        token = _RULE_AS_LABEL.set(rule_as_label)
+        try:
+            return cls(**values)
+        finally:
+            _RULE_AS_LABEL.reset(token)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
+    def from_json(cls, text: str, *, rule_as_label: bool = True) -> "RunConfig":
+        """Rebuild the config :meth:`to_json` stored (a results file's ``config`` attribute).
+
+        With ``rule_as_label`` (the default) the rule is only a label, as
+        everywhere a file is read: a rule not installed here (a plugin's) is
+        accepted and its ``rule_params`` unchecked; every other option is
+        validated. Training checks the rule (:meth:`check_rule`).
+        """
         try:
             values = json.loads(text)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"run configuration is not valid JSON ({exc})") from None
-        return cls.from_dict(values)
+        return cls.from_dict(values, rule_as_label=rule_as_label)
 
 
 def _check_choice(cfg, name, choices):
@@ -221,7 +245,11 @@ def _validate(cfg: RunConfig) -> None:
         object.__setattr__(cfg, "hidden", parse_sizes(cfg.hidden, "hidden"))
     if len(cfg.hidden) == 0:
         raise ConfigError("hidden must list at least one hidden column size, e.g. 500 or 240,240")
-    _check_choice(cfg, "rule", rules.available())
+    if not isinstance(cfg.rule, str) or not cfg.rule:
+        raise ConfigError(f"rule must be the name of a learning rule, e.g. 'fa', got {cfg.rule!r}")
+    rule_as_label = _RULE_AS_LABEL.get()
+    if not rule_as_label:
+        rules.get(cfg.rule)  # looks for plugins only if the name is not a rule here
     for name, choices in (
         ("activation", ACTIVATIONS), ("output_activation", OUTPUT_ACTIVATIONS), ("loss", LOSSES),
         ("optimizer", OPTIMIZERS), ("lr_schedule", SCHEDULES), ("init", INITS),
@@ -285,4 +313,5 @@ def _validate(cfg: RunConfig) -> None:
         )
     if cfg.backend == "brian2" and (cfg.dropout or cfg.input_dropout):
         raise ConfigError("dropout is implemented by the numpy backend only; use --backend numpy or --dropout 0")
-    rules.get(cfg.rule).check_config(cfg)
+    if not rule_as_label:
+        cfg.check_rule()

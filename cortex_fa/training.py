@@ -103,6 +103,7 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
         config = RunConfig(**overrides)
     elif overrides:
         config = config.replace(**overrides)
+    config.check_rule()  # a config read from a file may name a rule that is not installed here
     if data is None:
         from cortex_fa.data import load_mnist
 
