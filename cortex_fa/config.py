@@ -246,7 +246,7 @@ def _validate(cfg: RunConfig) -> None:
     if len(cfg.hidden) == 0:
         raise ConfigError("hidden must list at least one hidden column size, e.g. 500 or 240,240")
     if not isinstance(cfg.rule, str) or not cfg.rule:
-        raise ConfigError(f"rule must be the name of a learning rule, e.g. 'fa', got {cfg.rule!r}")
+        raise ConfigError(f"rule must be one rule's name, got {cfg.rule!r}; use {choices_text(rules.available())}")
     rule_as_label = _RULE_AS_LABEL.get()
     if not rule_as_label:
         rules.get(cfg.rule)  # looks for plugins only if the name is not a rule here
