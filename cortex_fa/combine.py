@@ -48,7 +48,8 @@ def _config_of(run: xr.Dataset, index: int) -> RunConfig:
     if "rule" in run.dims or "depth" in run.dims:
         raise ResultsError(f"run {index} is already a study (has a rule/depth dim); combine single runs only")
     try:
-        return RunConfig.from_json(run.attrs["config"])
+        # the rule is a label here: a file of a plugin's rule combines where the plugin is not installed
+        return RunConfig.from_json(run.attrs["config"], rule_as_label=True)
     except KeyError:
         raise ResultsError(f"run {index} has no 'config' attribute; it was not written by cortex_fa.train") from None
     except Exception as exc:  # ConfigError or JSON error from a foreign/old file

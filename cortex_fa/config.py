@@ -8,6 +8,7 @@ hash that names run files in a sweep.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -37,6 +38,8 @@ HASH_NEUTRAL_DEFAULTS = {"validation": 0, "patience": None, "dropout": 0.0, "inp
                          "snapshots": 0, "column_rules": None}
 # Largest synapse sample per column that --snapshots accepts (see cortex_fa.snapshots.MAX_PAIRS).
 MAX_SNAPSHOT_PAIRS = 100_000
+# Set while a config is rebuilt from a results file: there the rule is a label, which need not be installed.
+_RULE_AS_LABEL = contextvars.ContextVar("rule_as_label", default=False)
 
 
 @dataclass(frozen=True)
@@ -187,9 +190,23 @@ class RunConfig:
     def replace(self, **changes) -> "RunConfig":
         return RunConfig.from_dict({**self.to_dict(), **changes})
 
+    def check_rule(self) -> None:
+        """Raise ConfigError if the rule is not installed here or refuses ``rule_params``.
+
+        Building a RunConfig checks this, except from a results file
+        (:meth:`from_json`); :func:`cortex_fa.train` checks again.
+        """
+        from cortex_fa import rules
+
+        if self.column_rules is None:
+            rules.get(self.rule).check_config(self)
+        else:
+            _check_column_rules(self, rules)
+            _check_column_rule_params(self, rules)
+
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
-        """Build from a mapping, refusing unknown keys with a suggestion."""
+    def from_dict(cls, values: dict[str, Any], *, rule_as_label: bool = False) -> "RunConfig":
+        """Build from a mapping, refusing unknown keys with a suggestion (``rule_as_label``: see :meth:`from_json`)."""
         if not isinstance(values, dict):
             raise ConfigError(f"a run configuration must be a table/dict, got {type(values).__name__}")
         names = [f.name for f in dataclasses.fields(cls)]
@@ -201,15 +218,26 @@ class RunConfig:
             values["hidden"] = parse_sizes(values["hidden"], "hidden")
         if values.get("column_rules") is not None:
             values["column_rules"] = parse_rules(values["column_rules"])
-        return cls(**values)
+        token = _RULE_AS_LABEL.set(rule_as_label)
+        try:
+            return cls(**values)
+        finally:
+            _RULE_AS_LABEL.reset(token)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
+    def from_json(cls, text: str, *, rule_as_label: bool = True) -> "RunConfig":
+        """Rebuild the config :meth:`to_json` stored (a results file's ``config`` attribute).
+
+        With ``rule_as_label`` (the default) the rule is only a label, as
+        everywhere a file is read: a rule not installed here (a plugin's) is
+        accepted and its ``rule_params`` unchecked; every other option is
+        validated. Training checks the rule (:meth:`check_rule`).
+        """
         try:
             values = json.loads(text)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"run configuration is not valid JSON ({exc})") from None
-        return cls.from_dict(values)
+        return cls.from_dict(values, rule_as_label=rule_as_label)
 
 
 def parse_rules(value) -> tuple[str, ...]:
@@ -221,13 +249,7 @@ def parse_rules(value) -> tuple[str, ...]:
 
 
 def _check_column_rules(cfg, rules) -> None:
-    if cfg.column_rules is None:
-        return
-    if not isinstance(cfg.column_rules, tuple):
-        object.__setattr__(cfg, "column_rules", parse_rules(cfg.column_rules))
-    if len(cfg.column_rules) != len(cfg.hidden):
-        raise ConfigError(f"column_rules lists {len(cfg.column_rules)} rule(s) for {len(cfg.hidden)} hidden column(s); "
-                          "give one per hidden column, from the input up, e.g. fa,fa,bp")
+    """The rules of ``column_rules`` are installed, layer-wise, and the run can take them."""
     for i, name in enumerate(cfg.column_rules, start=1):
         if name not in rules.available():
             raise ConfigError(f"column_rules: column {i} asks for rule {name!r}, which is not known"
@@ -269,7 +291,11 @@ def _validate(cfg: RunConfig) -> None:
         object.__setattr__(cfg, "hidden", parse_sizes(cfg.hidden, "hidden"))
     if len(cfg.hidden) == 0:
         raise ConfigError("hidden must list at least one hidden column size, e.g. 500 or 240,240")
-    _check_choice(cfg, "rule", rules.available())
+    if not isinstance(cfg.rule, str) or not cfg.rule:
+        raise ConfigError(f"rule must be one rule's name, got {cfg.rule!r}; use {choices_text(rules.available())}")
+    rule_as_label = _RULE_AS_LABEL.get()
+    if not rule_as_label:
+        rules.get(cfg.rule)  # looks for plugins only if the name is not a rule here
     for name, choices in (
         ("activation", ACTIVATIONS), ("output_activation", OUTPUT_ACTIVATIONS), ("loss", LOSSES),
         ("optimizer", OPTIMIZERS), ("lr_schedule", SCHEDULES), ("init", INITS),
@@ -331,13 +357,19 @@ def _validate(cfg: RunConfig) -> None:
             f"backend 'numpy' takes no backend_params, got {sorted(cfg.backend_params)}; "
             "backend_params are for --backend brian2 (tau_ms, settle_time_ms, dt_ms, target, ...)"
         )
-    _check_column_rules(cfg, rules)
+    if cfg.column_rules is not None and not isinstance(cfg.column_rules, tuple):
+        object.__setattr__(cfg, "column_rules", parse_rules(cfg.column_rules))
+    if cfg.column_rules is not None and len(cfg.column_rules) != len(cfg.hidden):
+        raise ConfigError(f"column_rules lists {len(cfg.column_rules)} rule(s) for {len(cfg.hidden)} hidden column(s); "
+                          "give one per hidden column, from the input up, e.g. fa,fa,bp")
     if cfg.backend == "brian2" and (cfg.dropout or cfg.input_dropout):
         raise ConfigError("dropout is implemented by the numpy backend only; use --backend numpy or --dropout 0")
-    if cfg.column_rules is None:
-        rules.get(cfg.rule).check_config(cfg)
-        return
-    # per-column rules: each checks the rule_params it accepts; a key no rule accepts is a typo
+    if not rule_as_label:
+        cfg.check_rule()
+
+
+def _check_column_rule_params(cfg, rules) -> None:
+    """Per-column rules: each checks the rule_params it accepts; a key no rule accepts is a typo."""
     names = sorted(set(cfg.column_rules), key=cfg.column_rules.index)
     for name in names:
         cls = rules.get(name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 from pathlib import Path
 
 from cortex_fa.cluster import check_address, close, connect
@@ -47,7 +48,8 @@ def run_task(config: dict, run_dir: str, data_dir=None, live: bool = True) -> di
     from cortex_fa.results import partial_path, save_results
     from cortex_fa.simulation import Simulation
 
-    cfg = RunConfig.from_dict(config)
+    with _plugin_warnings_off():
+        cfg = RunConfig.from_dict(config)
     path = Path(run_dir) / f"{cfg.hash()}.nc"
     summary = {"path": str(path), "rule": cfg.rule, "depth": cfg.depth, "seed": cfg.seed}
     if study.run_file_ok(path, cfg.hash()):
@@ -88,6 +90,23 @@ def run_task(config: dict, run_dir: str, data_dir=None, live: bool = True) -> di
 def checkpoint_path(run_file: Path) -> Path:
     """``<run dir>/<hash>.nc`` -> ``<run dir>/<hash>.ckpt``: the run's checkpoint (not a ``*.nc`` run file)."""
     return run_file.with_suffix(".ckpt")
+
+
+@contextlib.contextmanager
+def _plugin_warnings_off():
+    """Keep a worker quiet about broken rule plugins while it reads a task's config.
+
+    The sweep's own process found the same plugins when it validated the
+    spec and warned there, once; every worker would repeat it. A plugin
+    the task needs still fails the task with its reason, which the sweep prints.
+    """
+    logger = logging.getLogger("cortex_fa.rules")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _cost(cfg: RunConfig) -> float:

@@ -53,5 +53,6 @@ def train(config: RunConfig | None = None, data=None, *, progress: bool = True, 
         config = RunConfig(**overrides)
     elif overrides:
         config = config.replace(**overrides)
+    config.check_rule()  # a config read from a file may name a rule that is not installed here
     sim = Simulation(network, config, data=data, progress=progress)
     return sim.run(callbacks=callbacks, on_log=on_log).results

@@ -49,7 +49,7 @@ def test_split_values_keeps_json_objects_whole():
     ({"rules": "bp", "grid": {"lrr": "0.1"}}, "did you mean 'lr'"),
     ({"rules": "bp", "grid": {"lr": "0.1,-1"}}, "sweep cell rule=bp depth=1 lr=-1.0: lr must be > 0"),
     ({"rules": "bp", "grid": {"batch_size": "ten"}}, "not a valid int"),
-    ({"rules": "bp,nope"}, "rule=nope depth=1: rule 'nope' is not valid"),
+    ({"rules": "bp,nope"}, "rule=nope depth=1: rule 'nope' is not known"),
     ({"rules": "bp", "grid": {"seed": "1,2"}}, "use --seeds"),
     ({"depths": "1"}, "needs rules"),
 ])

@@ -18,7 +18,7 @@ from cortex_fa.errors import ConfigError
 NON_RUN_TABLES = ("sweep", "grid", "quick", "published", "meta", "preset")
 
 HELP = {
-    "rule": "learning rule: bp, fa, usf, frsf, brsf, dfa, ifa, kp, drtp, shallow",
+    "rule": "learning rule: bp, fa, usf, frsf, brsf, dfa, ifa, kp, drtp, shallow, or an installed plugin's",
     "hidden": "hidden column sizes, e.g. 500 or 240,240,240 or 240x3",
     "activation": "hidden activation: tanh, relu, sigmoid, linear",
     "output_activation": "readout activation (linear for cross-entropy)",
