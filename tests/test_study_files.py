@@ -112,3 +112,15 @@ def test_a_run_stuck_at_chance_is_named_by_the_report():
     lines = stuck_runs(study)
     assert len(lines) == 1 and lines[0].startswith("rule=bp depth=7 seed=1:") and "10.90 %" in lines[0]
     assert stuck_runs(open_results(DATA / "depth_study_converged.nc")) == []
+
+
+HYBRID_MARKER = re.compile(r"<!-- hybrid-table: (?P<name>[\w.-]+) -->\n(?P<table>(\|.*\|\n)+)")
+
+
+@pytest.mark.parametrize("page", sorted((ROOT / "docs").glob("*.md")), ids=lambda p: p.stem)
+def test_hybrid_tables_in_the_docs_match_their_files(page):
+    """A table after ``<!-- hybrid-table: NAME -->`` is exactly ``cortex_fa.hybrid.table`` of docs/data/NAME.nc."""
+    from cortex_fa import hybrid
+
+    for m in HYBRID_MARKER.finditer(page.read_text()):
+        assert m["table"].strip() == hybrid.table(open_results(DATA / f"{m['name']}.nc")).strip(), m["name"]
