@@ -1,7 +1,7 @@
 """Depth-study analysis: errors with seed intervals, breaking depth, convergence, alignment.
 
 Pure-numpy kernels work along the last axis; thin xarray wrappers take a
-study (dims ``rule``, ``depth``, ``seed``, swept options, ``step``, ``layer``;
+study (dims ``rule``, ``n_hidden``, ``seed``, swept options, ``step``, ``layer``;
 see :mod:`cortex_fa.study`) and return DataArrays/Datasets. Errors are in
 percent, angles in degrees, times in epochs or seconds.
 
@@ -150,7 +150,7 @@ def seed_summary(da: xr.DataArray, dim: str = "seed") -> xr.Dataset:
 
 
 def error_summary(study: xr.Dataset) -> xr.Dataset:
-    """Selected, final and oracle-best test error (percent) per rule x depth x options, over seeds.
+    """Selected, final and oracle-best test error (percent) per rule x depth (``n_hidden``) x options, over seeds.
 
     Returns
     -------
@@ -187,7 +187,7 @@ def breaking_depth(study: xr.Dataset, margin: float = 0.5, reference: str = "bp"
     diff = err - err.sel(rule=reference, drop=True)
     mean, lo, _, _ = xr.apply_ufunc(t_interval, diff, input_core_dims=[["seed"]], output_core_dims=[[], [], [], []])
     broken = (mean > margin) & (lo > 0)
-    depth = xr.where(broken, broken["depth"], np.nan).min("depth", skipna=True)
+    depth = xr.where(broken, broken["n_hidden"], np.nan).min("n_hidden", skipna=True)
     depth.attrs.update(long_name=f"breaking depth vs {reference} ({metric} test error, margin {margin} pp)",
                        units="1", margin=margin, reference=reference, metric=metric)
     return depth.rename("breaking_depth")
@@ -233,9 +233,9 @@ def alignment_summary(study: xr.Dataset, var: str = "delta_alignment", angles=AN
 
 
 def gradient_flow(study: xr.Dataset) -> xr.DataArray:
-    """``delta_norm`` per layer at the end, relative to the readout layer (``depth + 1``)."""
+    """``delta_norm`` per layer at the end, relative to the readout layer (``layer_from_top`` 0)."""
     dn = _over(study["delta_norm"].transpose(..., "step"), "step", last_finite)
-    readout = dn.sel(layer=study["depth"] + 1) if "depth" in study.dims else dn.isel(layer=-1)
+    readout = dn.sel(layer=study["n_hidden"] + 1) if "n_hidden" in study.dims else dn.isel(layer=-1)
     out = (dn / readout.where(readout > 0)).rename("gradient_flow")
     out.attrs.update(long_name="delta_norm relative to the readout layer at the end", units="1")
     return out

@@ -1,20 +1,29 @@
-"""CF metadata of results files: conventions, coordinate attributes, on-disk names, history.
+"""CF metadata of results files: conventions, coordinates, the names on disk, history.
 
 The floor under the results modules: :mod:`cortex_fa.combine`,
 :mod:`cortex_fa.results` and :mod:`cortex_fa.study` import it, it imports
 none of them. What it settles:
 
-* ``Conventions``: files hold 64-bit integers (``step``, ``layer``, ``depth``,
-  ``seed``, ``steps_per_epoch``), which CF allows from version 1.9 on.
-* Every coordinate has ``long_name``, numeric ones ``units`` too.
-* On disk the ``depth`` dimension is called ``n_hidden``: CF tools take a
-  coordinate named ``depth`` for the vertical axis (metres below the surface)
-  and ask for ``standard_name = "depth"``. In memory it stays ``depth``; files
-  of version 0.2 and older, which use ``depth``, are read as they are.
-* A CF coordinate variable is numeric and strictly monotonic. On disk a
-  string-valued dimension such as ``rule`` has no coordinate variable; its
-  values are a label variable ``rule_label(rule)`` (CF section 6.1), and a
-  numeric dimension given out of order (``--depths 3,1,2``) is stored sorted.
+* One set of names: what plain ``xarray.open_dataset`` shows is what
+  :func:`cortex_fa.open_results` shows (dims, coordinates and their values).
+* ``Conventions``: files hold 64-bit integers (``step``, ``layer``,
+  ``n_hidden``, ``seed``, ``steps_per_epoch``), which CF allows from 1.9 on.
+* The network depth is the dim ``n_hidden``, in memory and on disk: CF tools
+  take a coordinate named ``depth`` for the vertical axis (metres below the
+  surface) and ask it for ``standard_name = "depth"``.
+* A string-valued dim such as ``rule`` keeps its values in a variable of its
+  own name, stored as a ``char`` array ``rule(rule, string2)``: xarray
+  reads it as the ``rule`` index, and for CF it is a string-valued label
+  (section 6.1), not a coordinate variable (those are numeric). A ``string``
+  variable ``rule(rule)`` would be one, which CF forbids and compliance
+  checker 6.1 stops on with an exception. (CF-1.12 also forbids the ``char``
+  form; the files declare CF-1.9.) A numeric dim given out of order
+  (``--depths 3,1,2``) is stored sorted, as CF asks of a coordinate variable.
+* ``layer_from_top``: a coordinate on ``layer`` counting down from the
+  readout (0 = readout, 1 = the top hidden column, ...); in a study it also
+  varies with ``n_hidden`` and is missing (NaN) on padded layers.
+* Older files (0.2: ``depth``; 0.3 development versions: ``n_hidden`` with a
+  label variable ``rule_label(rule)``) get today's names from :func:`from_file`.
 * ``history``: every write appends one line, ``<UTC time>: <command>``.
 """
 
@@ -25,20 +34,23 @@ import os
 import shlex
 import sys
 
+import numpy as np
 import xarray as xr
 
 SCHEMA_TITLE = "cortex_fa results"
 CONVENTIONS = "CF-1.9"
-# in-memory name -> on-disk name
-FILE_NAMES = {"depth": "n_hidden"}
-LABEL = "{}_label"  # on-disk label variable of a string-valued dimension
+DEPTH = "n_hidden"  # the dim of network depth (number of hidden columns)
+OLD_NAMES = {"depth": DEPTH}  # files of version 0.2 and older -> today's names
+OLD_LABEL = "{}_label"  # a string dim's values in files of 0.3 development versions
+FROM_TOP = "layer_from_top"
 # name -> (long_name, units); units None for string coordinates (CF gives them none)
 COORDINATES = {
     "step": ("updates done", "1"),
     "epoch": ("epochs done", "1"),
     "layer": ("column index (L = readout)", "1"),
+    FROM_TOP: ("columns below the readout (0 = readout, 1 = top hidden column)", "1"),
     "rule": ("learning rule", None),
-    "depth": ("network depth: number of hidden columns", "1"),
+    DEPTH: ("network depth: number of hidden columns", "1"),
     "seed": ("seed of the run's random generator", "1"),
     "width": ("units per hidden column", "1"),
     "snapshot_step": ("updates done when the synapse snapshot was taken", "1"),
@@ -98,43 +110,70 @@ def append_history(history, line: str) -> str:
     return f"{old}\n{line}" if old else line
 
 
-def to_file(ds: xr.Dataset, *, what: str | None = None) -> xr.Dataset:
-    """The Dataset as written: on-disk names, ``Conventions`` and one more ``history`` line.
+def with_layer_from_top(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with the coordinate ``layer_from_top``: columns between a layer and the readout.
 
-    ``what`` describes the writer (default: :func:`invocation`). Returns a shallow copy; ``ds`` is not modified.
+    A network of depth ``d`` has layers ``1..d+1`` (``d+1`` is the readout),
+    so layer ``l`` is ``d + 1 - l`` columns below the top: 0 for the readout,
+    1 for the top hidden column, ``d`` for column 1. A run (no ``n_hidden``
+    dim) takes ``d + 1`` from its ``layer`` dim and gets int64 values on
+    ``layer``; a study gets float64 values on ``(n_hidden, layer)``, NaN on
+    the layers padded beyond a shallower network's readout.
+    """
+    layer = ds["layer"]
+    if DEPTH in ds.dims:
+        top = ds[DEPTH].astype(np.int64) + 1 - layer
+        value = top.where(top >= 0).astype(np.float64).transpose(DEPTH, "layer")
+    else:
+        value = (int(layer.max()) - layer).astype(np.int64)
+    value = value.drop_vars([c for c in value.coords if c not in (DEPTH, "layer")])
+    return ds.assign_coords({FROM_TOP: value.variable})
+
+
+def to_file(ds: xr.Dataset, *, what: str | None = None) -> xr.Dataset:
+    """The Dataset as written: CF encodings, ``Conventions`` and one more ``history`` line.
+
+    Names and values stay as they are, so that plain xarray reads back what
+    :func:`cortex_fa.open_results` gives; only their encoding changes (see
+    the module notes). ``what`` describes the writer (default:
+    :func:`invocation`). Returns a shallow copy; ``ds`` is not modified.
     """
     out = ds.copy(deep=False)
     out.attrs = dict(ds.attrs)
     for dim in [d for d in out.dims if d in out.indexes]:
         index = out.indexes[dim]
         if out[dim].dtype.kind in "OUS":
-            label = LABEL.format(dim)
-            out = out.drop_indexes(dim).rename_vars({dim: label})
-            if any(ch.isspace() for ch in label):
-                # a CF `coordinates` attribute is a space-separated list of names: a name
-                # with a space (a user's option name) cannot be listed there, so it stays data
-                out = out.reset_coords(label)
+            # char array: a string-valued label to CF, the `dim` index to xarray (see the module notes)
+            out[dim].encoding = {"dtype": "S1"}  # xarray names the character dim stringN
         else:
             if not index.is_unique or not (index.is_monotonic_increasing or index.is_monotonic_decreasing):
                 out = out.sortby(dim)
             # xarray gives float variables a _FillValue; CF forbids one on a coordinate variable
             out[dim].encoding = {**out[dim].encoding, "_FillValue": None}
-    names = {k: v for k, v in FILE_NAMES.items() if k in out.variables or k in out.dims}
-    if names:
-        out = out.rename(names)
+    if FROM_TOP in out.coords and out[FROM_TOP].dtype.kind == "f":
+        # whole numbers, NaN on padded layers: int64 with a fill value (CF allows one on an auxiliary coordinate)
+        out[FROM_TOP].encoding = {**out[FROM_TOP].encoding, "dtype": "int64", "_FillValue": -1}
     out.attrs["Conventions"] = CONVENTIONS
     out.attrs["history"] = append_history(out.attrs.get("history"), history_line(what))
     return out
 
 
 def from_file(ds: xr.Dataset) -> xr.Dataset:
-    """The Dataset as read: in-memory names and indexes back (older files that have them are left alone)."""
-    names = {v: k for k, v in FILE_NAMES.items()
-             if (v in ds.variables or v in ds.dims) and k not in ds.variables and k not in ds.dims}
+    """The Dataset as read: files of today come back as they are; older ones get today's names.
+
+    Files of version 0.2 and older name the depth dim ``depth``; files of 0.3
+    development versions hold a string dim's values in a label variable
+    ``rule_label(rule)``. Both come back as ``n_hidden`` and a ``rule`` index,
+    and a file without ``layer_from_top`` gets it (see :func:`with_layer_from_top`).
+    """
+    names = {old: new for old, new in OLD_NAMES.items()
+             if old in ds.dims and new not in ds.variables and new not in ds.dims}
     if names:
         ds = ds.rename(names)
     for dim in ds.dims:
-        label = LABEL.format(dim)
+        label = OLD_LABEL.format(dim)
         if dim not in ds.variables and label in ds.variables and ds[label].dims == (dim,):
             ds = ds.set_coords(label).rename_vars({label: dim}).set_xindex(dim)
+    if "layer" in ds.dims and "layer" in ds.variables and FROM_TOP not in ds.variables:
+        ds = with_layer_from_top(ds)
     return ds

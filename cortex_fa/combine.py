@@ -1,8 +1,9 @@
 """Combine single runs into one study Dataset (the layout of a study file).
 
-A study has dims ``rule``, ``depth``, ``seed``, one dim per run option that
-differs between runs (e.g. ``lr``), then ``step`` (union, NaN-padded) and
-``layer`` (NaN-padded for shallower networks). ``epoch`` is a 1-D coordinate
+A study has dims ``rule``, ``n_hidden`` (network depth), ``seed``, one dim
+per run option that differs between runs (e.g. ``lr``), then ``step``
+(union, NaN-padded) and ``layer`` (NaN-padded for shallower networks;
+coordinate ``layer_from_top`` over ``n_hidden`` and ``layer``). ``epoch`` is a 1-D coordinate
 on ``step`` if all runs share ``steps_per_epoch``, else a variable over the
 run dims and ``step``. Per-run attributes become variables over the run dims
 (``status`` is ``ok``, ``diverged`` or ``missing``). See ``docs/schema.md``.
@@ -22,13 +23,13 @@ import numpy as np
 import xarray as xr
 
 from cortex_fa import __version__
-from cortex_fa.cf import CONVENTIONS, SCHEMA_TITLE, annotate_coords
+from cortex_fa.cf import CONVENTIONS, DEPTH, SCHEMA_TITLE, annotate_coords, with_layer_from_top
 from cortex_fa.config import RunConfig
 from cortex_fa.errors import ResultsError
 from cortex_fa.limits import Limits, check_sizes
 from cortex_fa.snapshots import FILL_INDEX, INDEX_VARIABLES, KIND_VARIABLE
 
-RUN_DIMS = ("rule", "depth", "seed")
+RUN_DIMS = ("rule", DEPTH, "seed")  # DEPTH is "n_hidden"
 # Options that define a run's identity but never become a swept dim of their own.
 _STRUCTURAL = ("rule", "hidden", "seed")
 # per-run attribute -> long_name of the study variable that holds it
@@ -45,8 +46,8 @@ def _coord_value(value):
 
 
 def _config_of(run: xr.Dataset, index: int) -> RunConfig:
-    if "rule" in run.dims or "depth" in run.dims:
-        raise ResultsError(f"run {index} is already a study (has a rule/depth dim); combine single runs only")
+    if "rule" in run.dims or DEPTH in run.dims or "depth" in run.dims:
+        raise ResultsError(f"run {index} is already a study (has a rule/{DEPTH} dim); combine single runs only")
     try:
         # the rule is a label here: a file of a plugin's rule combines where the plugin is not installed
         return RunConfig.from_json(run.attrs["config"], rule_as_label=True)
@@ -84,7 +85,7 @@ def swept_options(configs) -> dict[str, list]:
         if not all(len(set(h)) == 1 for h in hiddens):
             raise ResultsError(
                 "runs of the same depth have different non-uniform hidden sizes "
-                f"({sorted(map(list, hiddens))}); they cannot share a 'depth' dim, combine them separately"
+                f"({sorted(map(list, hiddens))}); they cannot share an '{DEPTH}' dim, combine them separately"
             )
         names.append("width")
     out = {}
@@ -143,7 +144,7 @@ def combine_runs(runs, *, sweep: dict | None = None, coords: dict | None = None,
     Returns
     -------
     xarray.Dataset
-        Dims ``rule``, ``depth``, ``seed``, swept options, ``step``, ``layer``.
+        Dims ``rule``, ``n_hidden``, ``seed``, swept options, ``step``, ``layer``.
 
     Raises
     ------
@@ -232,7 +233,7 @@ def combine_runs(runs, *, sweep: dict | None = None, coords: dict | None = None,
         out[v].attrs.update(runs[0][v].attrs)
     if out["epoch"].ndim > 1:
         out["epoch"].attrs.update(runs[0]["epoch"].attrs)
-    out = annotate_coords(out)
+    out = annotate_coords(with_layer_from_top(out))
     out["epoch"].attrs["comment"] = ("1-D: all runs share steps_per_epoch" if out["epoch"].ndim == 1
                                      else "per run: step / steps_per_epoch of that run, NaN where not logged")
     out.attrs.update(_global_attrs(runs, configs, swept, coords, sweep))
@@ -304,7 +305,7 @@ def _global_attrs(runs, configs, swept, coords, sweep) -> dict:
     if "width" not in swept and all(len(set(c.hidden)) == 1 for c in configs) and len({c.hidden[0] for c in configs}) == 1:
         fixed["width"] = configs[0].hidden[0]
     if sweep is None:
-        sweep = {"rules": coords["rule"], "depths": coords["depth"], "seeds": coords["seed"],
+        sweep = {"rules": coords["rule"], "depths": coords[DEPTH], "seeds": coords["seed"],
                  "grid": {k: coords[k] for k in swept}}
     attrs = {
         "Conventions": CONVENTIONS,

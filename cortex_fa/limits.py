@@ -43,7 +43,7 @@ class Limits:
     layers : int
         Length of the ``layer`` dimension.
     runs : int
-        Product of the run dimensions (``rule`` x ``depth`` x ``seed`` x swept options;
+        Product of the run dimensions (``rule`` x ``n_hidden`` x ``seed`` x swept options;
         not the dims inside a run such as the synapse snapshots' ``pair``).
     bytes : int
         Total size of all variables once decompressed.

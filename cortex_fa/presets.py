@@ -166,16 +166,16 @@ class Preset:
         from cortex_fa import analysis
 
         metric = self.published.get("metric", "selected")
-        depth = int(self.published.get("depth", min(study["depth"].values)))
+        depth = int(self.published.get("depth", min(study["n_hidden"].values)))
         summary = analysis.error_summary(study)
-        extra = [d for d in summary.dims if d not in ("rule", "depth")]
+        extra = [d for d in summary.dims if d not in ("rule", "n_hidden")]
         if extra:
             summary = summary.isel({d: 0 for d in extra})
         rows = []
         for rule, value in self.published_errors.items():
             row = {"rule": rule, "published": float(value), "depth": depth, "metric": metric}
-            if rule in summary["rule"].values and depth in summary["depth"].values:
-                cell = summary.sel(rule=rule, depth=depth)
+            if rule in summary["rule"].values and depth in summary["n_hidden"].values:
+                cell = summary.sel(rule=rule, n_hidden=depth)
                 row.update({k: float(cell[f"{metric}_{k}"]) for k in ("mean", "lo", "hi")}, n=int(cell["n"]))
             else:
                 row.update(mean=float("nan"), lo=float("nan"), hi=float("nan"), n=0)

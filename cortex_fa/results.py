@@ -1,8 +1,9 @@
 """Results as xarray Datasets and NetCDF files: schema, writing, reading.
 
 One run has dims ``step`` and ``layer``; coordinate ``epoch`` (float) lives
-on ``step`` and ``layer`` runs ``1..L`` (``L`` is the readout column). A
-study adds dims such as ``rule``, ``depth`` and ``seed`` (see
+on ``step``, ``layer`` runs ``1..L`` (``L`` is the readout column) and
+``layer_from_top`` on ``layer`` counts down from the readout (0). A study
+adds dims such as ``rule``, ``n_hidden`` and ``seed`` (see
 :mod:`cortex_fa.combine`). Files are written atomically, in CF form (see
 :mod:`cortex_fa.cf`), and checked on read: declared sizes first (see
 :mod:`cortex_fa.limits`), then the schema.
@@ -21,7 +22,8 @@ import numpy as np
 import xarray as xr
 
 from cortex_fa import __version__, snapshots
-from cortex_fa.cf import CONVENTIONS, RUN_INTERNAL_DIMS, SCHEMA_TITLE, annotate_coords, from_file, to_file
+from cortex_fa.cf import (CONVENTIONS, RUN_INTERNAL_DIMS, SCHEMA_TITLE, annotate_coords, from_file, to_file,
+                          with_layer_from_top)
 from cortex_fa.combine import combine_runs
 from cortex_fa.errors import ResultsError
 from cortex_fa.limits import Limits, check_file, check_sizes
@@ -89,10 +91,10 @@ class RunRecorder:
         for name in PER_STEP:
             data_vars[name] = ("step", np.array([row.get(name, np.nan) for row in self.rows], dtype=float))
         steps = np.array(self.steps, dtype=np.int64)
-        ds = xr.Dataset(
+        ds = with_layer_from_top(xr.Dataset(
             data_vars,
             coords={"step": steps, "epoch": ("step", steps / self.steps_per_epoch), "layer": np.arange(1, L + 1)},
-        )
+        ))
         attrs = run_attrs(self.config, backend=self.backend, data_sha256=self.data_sha256, status=status)
         attrs["steps_per_epoch"] = int(self.steps_per_epoch)
         if diverged_at is not None:
@@ -135,7 +137,8 @@ def save_results(ds: xr.Dataset, path, *, compress: bool = True, history: str | 
     """Write ``ds`` to NetCDF atomically (temporary file, then ``os.replace``).
 
     The file is written in CF form (:func:`cortex_fa.cf.to_file`): every known
-    variable and coordinate annotated, ``depth`` stored as ``n_hidden``, and a
+    variable and coordinate annotated, under the names it has in memory (plain
+    ``xarray.open_dataset`` reads back the same dims and coordinates), and a
     line ``<UTC time>: <history>`` appended to the ``history`` attribute
     (default: the ``cortex-fa`` command line, or the Python program). ``ds``
     itself is not modified.
@@ -201,7 +204,8 @@ def open_file(path, *, limits=None) -> xr.Dataset:
 
     What the file declares is checked against ``limits`` (see
     :class:`cortex_fa.limits.Limits`) from its metadata, before any data is
-    read; names stored in CF form (``n_hidden``) come back as ``depth``.
+    read; files written before 0.3 come back with today's names (``n_hidden``,
+    a ``rule`` index, ``layer_from_top``; see :func:`cortex_fa.cf.from_file`).
     """
     path = Path(path)
     if not path.exists():

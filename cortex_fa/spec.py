@@ -98,7 +98,7 @@ class SweepSpec:
     def coords(self) -> dict:
         """Coordinate values for :func:`cortex_fa.study.combine_runs`, in the order given."""
         grid = {k: list(v) for k, v in self.grid.items() if len(v) > 1}
-        return {"rule": list(self.rules), "depth": list(self.depths), "seed": list(self.seeds), **grid}
+        return {"rule": list(self.rules), "n_hidden": list(self.depths), "seed": list(self.seeds), **grid}
 
     def to_dict(self) -> dict:
         out = {"rules": list(self.rules), "depths": list(self.depths), "seeds": list(self.seeds),

@@ -62,10 +62,10 @@ def main(argv=None) -> int:
     final = 1 - analysis.test_errors(study).final_error / 100  # last logged test accuracy of each run
     print(f"{'rule':<5} {'depth':>5} {'seed':>4} {'test acc':>8} {'status':>8}")
     for rule in study.rule.values:
-        for depth in study.depth.values:
+        for depth in study.n_hidden.values:  # the network depth: number of hidden columns
             for seed in study.seed.values:
-                acc = float(final.sel(rule=rule, depth=depth, seed=seed))
-                status = str(study.status.sel(rule=rule, depth=depth, seed=seed).values)
+                acc = float(final.sel(rule=rule, n_hidden=depth, seed=seed))
+                status = str(study.status.sel(rule=rule, n_hidden=depth, seed=seed).values)
                 print(f"{rule:<5} {int(depth):>5} {int(seed):>4} {acc:8.4f} {status:>8}" if np.isfinite(acc)
                       else f"{rule:<5} {int(depth):>5} {int(seed):>4} {'-':>8} {status:>8}")
     return 0

@@ -69,7 +69,7 @@ def main(argv=None) -> int:
         row = summary.sel(rule=rule)
         cells = []
         for d in spec.depths:
-            m, lo, hi = (float(row[k].sel(depth=d)) for k in ("final_mean", "final_lo", "final_hi"))
+            m, lo, hi = (float(row[k].sel(n_hidden=d)) for k in ("final_mean", "final_lo", "final_hi"))
             cells.append(f"{m:5.2f} [{lo:5.2f},{hi:5.2f}]" if np.isfinite(lo) else f"{m:5.2f}")
         print(f"{rule:<5} " + " ".join(f"{c:>20}" for c in cells))
     breaking = analysis.breaking_depth(study, margin=0.5, reference="bp")

@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     base = cfa.RunConfig(hidden=(240,) * args.depth, activation="tanh", lr=0.05,
                          epochs=10 if args.full else 3, train_subset=None if args.full else 10_000, seed=args.seed)
     runs = [cfa.train(base.replace(rule=rule), data, progress=False) for rule in RULES]
-    study = combine_runs(runs).squeeze(["depth", "seed"])
+    study = combine_runs(runs).squeeze(["n_hidden", "seed"])
 
     steps = study.step.values
     ends = steps[np.isfinite(study.test_accuracy.sel(rule="bp").values) & (steps > 0)]  # the epoch ends

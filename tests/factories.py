@@ -11,7 +11,7 @@ Functions
 make_run_dataset
     One run: dims ``step``, ``layer``.
 make_study_dataset
-    A study: dims ``rule``, ``depth``, ``seed``, ``step``, ``layer``.
+    A study: dims ``rule``, ``n_hidden``, ``seed``, ``step``, ``layer``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import zlib
 import numpy as np
 import xarray as xr
 
+from cortex_fa.cf import with_layer_from_top
 from cortex_fa.config import RunConfig
 from cortex_fa.results import annotate, run_attrs
 from cortex_fa.study import combine_runs
@@ -70,7 +71,7 @@ def make_run_dataset(rule: str = "fa", depth: int = 2, epochs: int = 3, seed: in
     Returns
     -------
     xarray.Dataset
-        Dims ``step``, ``layer``; test metrics are NaN at the log-spaced steps
+        Dims ``step``, ``layer`` (coordinates ``epoch``, ``layer_from_top``); test metrics are NaN at the log-spaced steps
         strictly inside epoch 1, ``weight_alignment`` is NaN for layer 1. Attrs
         come from :func:`cortex_fa.results.run_attrs` with a real ``RunConfig``.
     """
@@ -123,7 +124,7 @@ def make_run_dataset(rule: str = "fa", depth: int = 2, epochs: int = 3, seed: in
         data[name] = (("step", "layer"), arr)
     for name, arr in zip(STEP_VARS, (train_loss, train_acc, test_loss, test_acc, wall)):
         data[name] = (("step",), arr)
-    ds = xr.Dataset(data, coords={"step": steps, "epoch": ("step", epoch), "layer": layers})
+    ds = with_layer_from_top(xr.Dataset(data, coords={"step": steps, "epoch": ("step", epoch), "layer": layers}))
     # The package's own attribute and annotation code keeps the factory schema-exact.
     config = RunConfig(rule=rule, hidden=(100,) * depth, epochs=epochs, seed=seed,
                        batch_size=max(1, 60000 // steps_per_epoch))
@@ -150,14 +151,14 @@ def make_study_dataset(rules=("bp", "fa"), depths=(1, 2, 3), seeds=(0, 1), epoch
     Returns
     -------
     xarray.Dataset
-        Dims ``rule``, ``depth``, ``seed``, ``step``, ``layer``; ``layer`` runs to
+        Dims ``rule``, ``n_hidden``, ``seed``, ``step``, ``layer``; ``layer`` runs to
         ``max(depths) + 1`` and is NaN-padded for shallower networks; per-run
         ``status``, ``config``, ``steps_per_epoch`` ... are variables.
     """
     spe = steps_per_epoch if callable(steps_per_epoch) else (lambda *_: steps_per_epoch)
     runs = [make_run_dataset(r, d, epochs, s, spe(r, d, s))
             for r in rules for d in depths for s in seeds]
-    study = combine_runs(runs, coords={"rule": list(rules), "depth": [int(d) for d in depths],
+    study = combine_runs(runs, coords={"rule": list(rules), "n_hidden": [int(d) for d in depths],
                                        "seed": [int(s) for s in seeds]})
     study.attrs["created"] = "2024-01-01T00:00:00+00:00"
     return study

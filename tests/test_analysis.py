@@ -32,7 +32,7 @@ def make_study(final_acc: dict, *, depths=(1, 2, 3), seeds=(0, 1, 2), curve=None
         for l in range(1, d + 2):
             angle[:, k, :, :, l - 1] = 90.0 - 10.0 * l * STEPS / 10
             norm[:, k, :, :, l - 1] = 2.0 ** l  # readout (l = d + 1) is the largest
-    dims = ("rule", "depth", "seed", "step")
+    dims = ("rule", "n_hidden", "seed", "step")
     ds = xr.Dataset(
         {
             "test_accuracy": (dims, acc),
@@ -43,7 +43,7 @@ def make_study(final_acc: dict, *, depths=(1, 2, 3), seeds=(0, 1, 2), curve=None
             "delta_norm": ((*dims, "layer"), norm),
             "status": (dims[:3], np.full(shape[:3], "ok", dtype="U8")),
         },
-        coords={"rule": rules, "depth": list(depths), "seed": list(seeds), "step": STEPS,
+        coords={"rule": rules, "n_hidden": list(depths), "seed": list(seeds), "step": STEPS,
                 "epoch": ("step", STEPS / 10.0), "layer": np.arange(1, n_layer + 1)},
     )
     return ds
@@ -67,18 +67,18 @@ def test_t_interval_single_value_and_nan():
 def test_error_summary_mean_and_interval():
     study = make_study({"bp": [[0.98, 0.97, 0.96]] * 3, "fa": [[0.9, 0.9, 0.9]] * 3})
     s = analysis.error_summary(study)
-    cell = s.sel(rule="bp", depth=2)
+    cell = s.sel(rule="bp", n_hidden=2)
     assert float(cell.final_mean) == pytest.approx(3.0)
     half = stats.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)
     assert float(cell.final_hi) == pytest.approx(3.0 + half)
-    assert float(s.sel(rule="fa", depth=1).final_mean) == pytest.approx(10.0)
+    assert float(s.sel(rule="fa", n_hidden=1).final_mean) == pytest.approx(10.0)
     assert int(cell.n) == 3
 
 
 def test_one_seed_gives_nan_interval():
     study = make_study({"bp": [[0.98]] * 3}, seeds=(0,))
     s = analysis.error_summary(study)
-    assert float(s.final_mean.sel(rule="bp", depth=1)) == pytest.approx(2.0)
+    assert float(s.final_mean.sel(rule="bp", n_hidden=1)) == pytest.approx(2.0)
     assert np.isnan(s.final_lo).all() and np.isnan(s.final_hi).all()
 
 
@@ -98,7 +98,7 @@ def test_diverged_counts_at_chance_and_missing_is_nan():
     errs = analysis.test_errors(study)
     assert float(errs.final_error[0, 0, 1]) == analysis.CHANCE_ERROR
     assert np.isnan(float(errs.final_error[0, 1, 2]))
-    assert int(analysis.error_summary(study).n.sel(rule="bp", depth=2)) == 2
+    assert int(analysis.error_summary(study).n.sel(rule="bp", n_hidden=2)) == 2
 
 
 def test_breaking_depth_found_where_paired_difference_is_clear():
@@ -130,10 +130,10 @@ def test_epochs_and_seconds_to_threshold():
     study = make_study({"bp": [[0.9] * 3] * 3, "fa": [[0.9] * 3] * 3},
                        curve={"bp": [0.1, 0.91, 0.96, 0.975], "fa": [0.1, 0.5, 0.91, 0.93]})
     conv = analysis.convergence(study)
-    bp = conv.sel(rule="bp", depth=1, seed=0)
+    bp = conv.sel(rule="bp", n_hidden=1, seed=0)
     assert bp.epochs_to.values.tolist() == [1.0, 2.0, 3.0]
     assert bp.seconds_to.values.tolist() == [5.0, 10.0, 15.0]
-    fa = conv.sel(rule="fa", depth=3, seed=2)
+    fa = conv.sel(rule="fa", n_hidden=3, seed=2)
     assert fa.epochs_to.sel(threshold=0.90) == 2.0
     assert np.isnan(fa.epochs_to.sel(threshold=0.95)) and np.isnan(fa.seconds_to.sel(threshold=0.97))
     assert float(conv.seconds_per_epoch.max()) == pytest.approx(5.0)
@@ -141,7 +141,7 @@ def test_epochs_and_seconds_to_threshold():
 
 def test_alignment_epochs_below_thresholds_per_layer():
     al = analysis.alignment_summary(make_study({"fa": [[0.9] * 3] * 3}), "delta_alignment")
-    run = al.sel(rule="fa", depth=2, seed=0)
+    run = al.sel(rule="fa", n_hidden=2, seed=0)
     # layer l falls 10 * l degrees per epoch from 90 (logged at whole epochs)
     assert run.final.values.tolist()[:3] == [60.0, 30.0, 0.0]
     assert np.isnan(run.final.sel(layer=4))  # padding beyond the readout of a depth-2 network
@@ -152,8 +152,8 @@ def test_alignment_epochs_below_thresholds_per_layer():
 
 def test_gradient_flow_relative_to_each_depths_readout():
     gf = analysis.gradient_flow(make_study({"fa": [[0.9] * 3] * 3}))
-    assert gf.sel(rule="fa", depth=1, seed=0).values[:2].tolist() == [0.5, 1.0]
-    assert gf.sel(rule="fa", depth=3, seed=0).values.tolist() == [0.125, 0.25, 0.5, 1.0]
+    assert gf.sel(rule="fa", n_hidden=1, seed=0).values[:2].tolist() == [0.5, 1.0]
+    assert gf.sel(rule="fa", n_hidden=3, seed=0).values.tolist() == [0.125, 0.25, 0.5, 1.0]
 
 
 def test_report_cli_prints_and_writes_tables(tmp_path, capsys):
@@ -171,7 +171,7 @@ def test_report_cli_prints_and_writes_tables(tmp_path, capsys):
     save_results(study, path)
     assert main(["report", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "Breaking depth" in out and "rule=bp depth=1 seed=0: diverged at step 25 0123456789abcdef" in out
+    assert "Breaking depth" in out and "rule=bp n_hidden=1 seed=0: diverged at step 25 0123456789abcdef" in out
     md = (tmp_path / "study.report.md").read_text()
     assert "### Final test error" in md and "| fa | 3 |" in md
     breaking = (tmp_path / "study.breaking_depth.csv").read_text().splitlines()
@@ -189,7 +189,7 @@ def test_report_leaves_out_angles_that_are_zero_by_construction():
     from cortex_fa.cli.report import build_tables
 
     study = make_study_dataset(rules=("bp", "fa"), depths=(1, 2), seeds=(0, 1))
-    study["delta_alignment"] = study.delta_alignment.where(study.layer != study.depth + 1, 0.0)  # readout: e itself
+    study["delta_alignment"] = study.delta_alignment.where(study.layer != study.n_hidden + 1, 0.0)  # readout: e itself
     tables = {t.name: t for t in build_tables(study)}
     below = tables["delta_alignment_below_60"]
     rules = below.text.index.get_level_values("rule")

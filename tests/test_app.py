@@ -68,7 +68,7 @@ def test_metric_widget_changes_the_plotted_data(study):
     after = columns(root, "test_loss")
     assert not before and after
     assert "test_loss (depth 2)" in titles(root)
-    want = study["test_loss"].sel(rule="fa", depth=2).mean("seed").values
+    want = study["test_loss"].sel(rule="fa", n_hidden=2).mean("seed").values
     want = want[np.isfinite(want)]
     assert any(a.shape == want.shape and np.allclose(a, want) for a in after)
 
@@ -103,7 +103,7 @@ def test_epoch_player_moves_the_marker_and_the_depth_profile(study):
     spans = list(root.select({"type": Span}))  # one marker on each time curve (metric, alignment)
     assert len(spans) == 2 and all(s.location == first + 1 for s in spans)  # log axis: updates + 1
     profile = columns(root, "delta_alignment")
-    want = study["delta_alignment"].sel(step=first, rule="fa", layer=1, depth=1).mean("seed")
+    want = study["delta_alignment"].sel(step=first, rule="fa", layer=1, n_hidden=1).mean("seed")
     assert any(np.isclose(a[0], float(want)) for a in profile if a.size)
     assert any(f"step {first})" in t for t in titles(root))
     dash.w["logx"].value = False

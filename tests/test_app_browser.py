@@ -122,7 +122,7 @@ def test_metric_change_updates_the_plot_and_the_page_is_not_blank(page, server, 
     # which Playwright's CSS engine pierces).
     page.locator("select:has(option[value='test_loss'])").first.select_option("test_loss")
     wait_for_title(page, "test_loss (depth 2)")
-    want = server["study"]["test_loss"].sel(rule="fa", depth=2).mean("seed").values
+    want = server["study"]["test_loss"].sel(rule="fa", n_hidden=2).mean("seed").values
     want = want[np.isfinite(want)]
     got = [np.asarray(a) for a in plotted(page, "test_loss")]
     assert any(a.shape == want.shape and np.allclose(a, want) for a in got)

@@ -7,8 +7,9 @@
   check, as string coordinates once caused, would hide what it checks).
 * The committed v0.2 study (``docs/data/depth_study_240x8ep.nc``, dim ``depth``,
   ``CF-1.8``) still opens, and written again it passes the checker too.
-* On disk the network depth is ``n_hidden`` and string dims are labels;
-  :func:`cortex_fa.open_results` gives back ``depth`` and ``rule`` indexes.
+* Plain xarray reads the names :func:`cortex_fa.open_results` gives: the
+  network depth is ``n_hidden``, ``rule`` is a char-array variable that
+  xarray reads as the ``rule`` index (more in ``tests/test_names.py``).
 * ``history``: every write appends one ``<UTC time>: <command>`` line.
 * The results modules import one way: cf, limits <- combine <- results <- study.
 """
@@ -99,8 +100,8 @@ def test_run_file_passes_the_cf_checker(files):
 
 def test_study_file_passes_the_cf_checker(files):
     sizes = files["in_memory"].sizes
-    assert set(sizes) == {"rule", "depth", "seed", "lr", "step", "layer"}
-    assert (sizes["rule"], sizes["depth"], sizes["lr"], sizes["layer"]) == (2, 2, 2, 3)
+    assert set(sizes) == {"rule", "n_hidden", "seed", "lr", "step", "layer"}
+    assert (sizes["rule"], sizes["n_hidden"], sizes["lr"], sizes["layer"]) == (2, 2, 2, 3)
     assert_cf_clean(files["study"])
 
 
@@ -108,27 +109,28 @@ def test_v02_study_still_opens_and_rewritten_passes_the_checker(tmp_path):
     old = cfa.open_results(V02_STUDY)
     with xr.open_dataset(V02_STUDY, engine="netcdf4") as raw:
         assert "depth" in raw.dims and raw.attrs["Conventions"] == "CF-1.8"  # the file is a v0.2 file
-    assert {"rule", "depth", "seed", "step", "layer"} <= set(old.dims)
+    assert {"rule", "n_hidden", "seed", "step", "layer"} <= set(old.dims) and "depth" not in old.variables
     cfa.save_results(old, tmp_path / "v03.nc")
     assert_cf_clean(tmp_path / "v03.nc")
     new = cfa.open_results(tmp_path / "v03.nc")
     for name in old.data_vars:
         np.testing.assert_array_equal(new[name].values, old[name].values, err_msg=name)
-    assert list(new.rule.values) == list(old.rule.values) and list(new.depth.values) == list(old.depth.values)
+    assert list(new.rule.values) == list(old.rule.values) and list(new.n_hidden.values) == list(old.n_hidden.values)
 
 
-def test_disk_names_are_cf_and_memory_names_are_kept(files):
+def test_plain_xarray_reads_the_names_open_results_gives(files):
     with xr.open_dataset(files["study"], engine="netcdf4") as raw:
-        assert "depth" not in raw.variables and "n_hidden" in raw.dims
-        assert "rule" not in raw.variables and raw["rule_label"].dims == ("rule",)
+        assert "depth" not in raw.variables and "n_hidden" in raw.indexes and "rule_label" not in raw.variables
+        assert list(raw.indexes["rule"]) == ["bp", "fa"] and raw["rule"].dims == ("rule",)
         assert list(raw["lr"].values) == [0.05, 0.1]
         assert raw["n_hidden"].attrs["long_name"].startswith("network depth")
+        assert raw["layer_from_top"].dims == ("n_hidden", "layer")
         for name in raw.coords:
             assert "long_name" in raw[name].attrs, name
             assert ("units" in raw[name].attrs) == (raw[name].dtype.kind in "iuf"), name
     back = cfa.open_results(files["study"])
-    assert {"rule", "depth", "lr"} <= set(back.indexes)
-    assert back.sel(rule="fa", depth=2, lr=0.1)["test_accuracy"].notnull().any()
+    assert {"rule", "n_hidden", "lr"} <= set(back.indexes)
+    assert back.sel(rule="fa", n_hidden=2, lr=0.1)["test_accuracy"].notnull().any()
     want = files["in_memory"].sortby("lr")
     np.testing.assert_array_equal(back["delta_alignment"].values, want["delta_alignment"].values)
 

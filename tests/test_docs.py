@@ -623,12 +623,12 @@ def test_cli_page_lists_every_command_and_flag():
 
 
 def test_schema_page_lists_every_variable_and_attribute():
-    from cortex_fa import results
+    from cortex_fa import cf, results
     from cortex_fa.config import RunConfig
 
     text = (DOCS / "schema.md").read_text(encoding="utf-8")
     attrs = results.run_attrs(RunConfig(), backend="numpy", data_sha256="x", status="ok")
-    names = [*results.VARIABLES, *attrs, "steps_per_epoch", "diverged_at_step", "step", "epoch", "layer"]
+    names = [*results.VARIABLES, *attrs, *cf.COORDINATES, "steps_per_epoch", "diverged_at_step"]
     missing = [n for n in names if f"`{n}`" not in text]
     assert not missing, f"docs/schema.md does not describe: {', '.join(missing)}"
 

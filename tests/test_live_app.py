@@ -56,7 +56,7 @@ def test_a_source_waits_for_a_directory_then_follows_it(tmp_path, runs):
     assert source.poll()[0] == v2  # nothing changed on disk: nothing re-read
     write(run_dir, cfgs[2], done[2])
     _, ds, progress = source.poll()
-    assert progress.finished and ds.sizes["depth"] == 2
+    assert progress.finished and ds.sizes["n_hidden"] == 2
     assert "finished" in progress.text() and "total 3" in progress.text()
 
 

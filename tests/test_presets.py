@@ -88,10 +88,10 @@ def test_compare_reports_shortfall_in_percentage_points():
     acc = np.array([[[0.1, 0.975, 0.99], [0.1, 0.977, 0.99]], [[0.1, 0.978, 0.99], [0.1, 0.980, 0.99]]])  # rule, seed, step
     val = np.array([[[np.nan, 0.96, 0.95]] * 2] * 2)  # best validation at step 10: the last step is not selected
     study = xr.Dataset(
-        {"test_accuracy": (("rule", "depth", "seed", "step"), acc[:, None]),
-         "validation_accuracy": (("rule", "depth", "seed", "step"), val[:, None]),
-         "status": (("rule", "depth", "seed"), np.full((2, 1, 2), "ok"))},
-        coords={"rule": ["bp", "fa"], "depth": [1], "seed": [0, 1], "step": [0, 10, 20]},
+        {"test_accuracy": (("rule", "n_hidden", "seed", "step"), acc[:, None]),
+         "validation_accuracy": (("rule", "n_hidden", "seed", "step"), val[:, None]),
+         "status": (("rule", "n_hidden", "seed"), np.full((2, 1, 2), "ok"))},
+        coords={"rule": ["bp", "fa"], "n_hidden": [1], "seed": [0, 1], "step": [0, 10, 20]},
     )
     assert p.published["metric"] == "selected"
     rows = {r["rule"]: r for r in p.compare(study)}

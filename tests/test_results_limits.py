@@ -72,8 +72,8 @@ BOMBS = {
     "many-steps": dict(sizes={"step": 5_000_000, "layer": 3}),
     "many-layers": dict(sizes={"step": 20, "layer": 2_000_000}),
     "issue-16": dict(sizes={"step": 20_000, "layer": 2_000}),
-    "many-runs": dict(sizes={"rule": 1, "depth": 1, "seed": 1_000_000, "step": 10, "layer": 3}, study=True),
-    "extra-dims": dict(sizes={"rule": 1, "depth": 1, "seed": 500, "lr": 500, "step": 10, "layer": 3}, study=True),
+    "many-runs": dict(sizes={"rule": 1, "n_hidden": 1, "seed": 1_000_000, "step": 10, "layer": 3}, study=True),
+    "extra-dims": dict(sizes={"rule": 1, "n_hidden": 1, "seed": 500, "lr": 500, "step": 10, "layer": 3}, study=True),
     "many-vars-bytes": dict(sizes={"step": 50_000, "layer": 500}, n_vars=12),
     "many-vars-count": dict(sizes={"step": 10, "layer": 3}, n_vars=1_500),
 }

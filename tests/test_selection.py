@@ -106,14 +106,14 @@ def _hand_study(val, test, patience=2):
     shape = (1, 1, len(val[0]) if np.ndim(val) > 1 else 1)
     def var(a):
         a = np.asarray(a, float).T.reshape(1, 1, -1, n) if np.ndim(a) > 1 else np.asarray(a, float).reshape(1, 1, 1, n)
-        return (("rule", "depth", "seed", "step"), a)
+        return (("rule", "n_hidden", "seed", "step"), a)
     seeds = shape[2]
     config = json.dumps({"patience": patience, "epochs": n})
     return xr.Dataset(
         {"validation_accuracy": var(val), "test_accuracy": var(test), "wall_time": var(np.ones_like(np.asarray(val, float))),
-         "status": (("rule", "depth", "seed"), np.full((1, 1, seeds), "ok", dtype=object)),
-         "config": (("rule", "depth", "seed"), np.full((1, 1, seeds), config, dtype=object))},
-        coords={"rule": ["fa"], "depth": [3], "seed": np.arange(seeds), "step": steps, "epoch": ("step", steps / 10.0)},
+         "status": (("rule", "n_hidden", "seed"), np.full((1, 1, seeds), "ok", dtype=object)),
+         "config": (("rule", "n_hidden", "seed"), np.full((1, 1, seeds), config, dtype=object))},
+        coords={"rule": ["fa"], "n_hidden": [3], "seed": np.arange(seeds), "step": steps, "epoch": ("step", steps / 10.0)},
     )
 
 

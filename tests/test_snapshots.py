@@ -201,12 +201,12 @@ def test_study_keeps_snapshots_padded_and_runs_without_them(files):
     assert {"snapshot_step", "pair", "unit", "pixel_row", "pixel_col"} <= set(study.dims)
     assert study.sizes["rule"] == 3 and study.sizes["layer"] == 3
     assert "snapshot_step" not in study.attrs.get("swept", "")
-    one = study.sel(rule="fa", depth=1, seed=0)
+    one = study.sel(rule="fa", n_hidden=1, seed=0)
     assert (one.snapshot_pre.sel(layer=3) == snapshots.FILL_INDEX).all()  # depth 1 has no layer 3
     assert np.isnan(one.snapshot_forward.sel(layer=3)).all()
     np.testing.assert_array_equal(one.snapshot_forward.sel(layer=2).values,
                                   runs[("fa", 1)].snapshot_forward.sel(layer=2).values)
-    assert np.isnan(study.sel(rule="dfa", depth=2, seed=0).snapshot_forward).all()  # trained without
+    assert np.isnan(study.sel(rule="dfa", n_hidden=2, seed=0).snapshot_forward).all()  # trained without
     cfa.save_results(study, d.parent / "study.nc")
     back = cfa.open_results(d.parent / "study.nc")
     np.testing.assert_array_equal(back.snapshot_feedback.values, study.snapshot_feedback.values)

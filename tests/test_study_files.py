@@ -38,13 +38,13 @@ def expected_cell(study, kind, rule, column):
     """The cell of ``kind`` for ``rule`` under a header such as 'depth 3' or 'lr 0.3' or 'chosen'."""
     if kind in ("final_error", "selected_error", "oracle_best_error"):
         depth = int(column.split()[1])
-        return _interval_cell(analysis.error_summary(study), kind.replace("_error", ""), rule=rule, depth=depth)
+        return _interval_cell(analysis.error_summary(study), kind.replace("_error", ""), rule=rule, n_hidden=depth)
     if kind == "best_validation_by_seed":  # header 'seed N', one row per rule at the study's one depth
-        best = 100.0 * study["validation_accuracy"].max("step").sel(rule=rule).squeeze("depth", drop=True)
+        best = 100.0 * study["validation_accuracy"].max("step").sel(rule=rule).squeeze("n_hidden", drop=True)
         return f"{float(best.sel(seed=int(column.split()[1]))):.2f}"
     if kind == "best_validation_epoch_by_seed":  # header 'seed N': the epoch a run's error is selected at
-        val = study["validation_accuracy"].sel(rule=rule, seed=int(column.split()[1])).squeeze("depth", drop=True)
-        epoch = analysis.epoch_of(study).sel(rule=rule, seed=int(column.split()[1])).squeeze("depth", drop=True)
+        val = study["validation_accuracy"].sel(rule=rule, seed=int(column.split()[1])).squeeze("n_hidden", drop=True)
+        epoch = analysis.epoch_of(study).sel(rule=rule, seed=int(column.split()[1])).squeeze("n_hidden", drop=True)
         return f"{float(epoch.values[int(analysis.first_argmax(val.values))]):g}"
     if kind == "choose_lr":
         choice = selection.choose_option(study, "lr")
@@ -59,7 +59,7 @@ def expected_cell(study, kind, rule, column):
 @pytest.mark.parametrize("path", sorted(DATA.glob("*.nc")), ids=lambda p: p.name)
 def test_committed_study_file_opens(path):
     study = open_results(path)
-    assert {"rule", "depth", "seed", "step", "layer"} <= set(study.dims)
+    assert {"rule", "n_hidden", "seed", "step", "layer"} <= set(study.dims)
     assert (study["status"] != "missing").sum() > 0
 
 
@@ -110,7 +110,7 @@ def test_a_run_stuck_at_chance_is_named_by_the_report():
 
     study = open_results(DATA / "bp_lr0.3_depth7.nc")
     lines = stuck_runs(study)
-    assert len(lines) == 1 and lines[0].startswith("rule=bp depth=7 seed=1:") and "10.90 %" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("rule=bp n_hidden=7 seed=1:") and "10.90 %" in lines[0]
     assert stuck_runs(open_results(DATA / "depth_study_converged.nc")) == []
 
 

@@ -145,14 +145,14 @@ def test_combine_pads_layers_and_steps_with_nan(mnist, tmp_path):
     shallow = _train(mnist, rule="fa", hidden=(8,))
     deep = _train(mnist, rule="fa", hidden=(8, 8, 8), epochs=2)
     study = study_mod.combine_runs([shallow, deep])
-    assert dict(study.sizes) == {"rule": 1, "depth": 2, "seed": 1, "epochs": 2, "step": deep.sizes["step"], "layer": 4}
-    one = study.sel(rule="fa", depth=1, seed=0, epochs=1)
+    assert dict(study.sizes) == {"rule": 1, "n_hidden": 2, "seed": 1, "epochs": 2, "step": deep.sizes["step"], "layer": 4}
+    one = study.sel(rule="fa", n_hidden=1, seed=0, epochs=1)
     assert np.isnan(one.delta_norm.sel(layer=[3, 4])).all() and np.isfinite(one.delta_norm.sel(layer=2)).any()
     assert np.isnan(one.test_accuracy.sel(step=8)) and np.isfinite(one.test_accuracy.sel(step=4))
-    assert study.status.sel(depth=1, epochs=2).item() == "missing"
-    assert study.status.sel(depth=3, epochs=2).item() == "ok"
+    assert study.status.sel(n_hidden=1, epochs=2).item() == "missing"
+    assert study.status.sel(n_hidden=3, epochs=2).item() == "ok"
     assert study.epoch.dims == ("step",) and study.epoch.sel(step=8) == 2.0
-    np.testing.assert_array_equal(study.sel(depth=3, epochs=2, rule="fa", seed=0).test_accuracy.values,
+    np.testing.assert_array_equal(study.sel(n_hidden=3, epochs=2, rule="fa", seed=0).test_accuracy.values,
                                   deep.test_accuracy.values)
     save_results(study, tmp_path / "study.nc")
     assert open_results(tmp_path / "study.nc").sizes["layer"] == 4
@@ -229,7 +229,7 @@ def test_an_option_set_per_rule_is_not_a_study_dim(tiny_data):
                   tiny_data, progress=False) for r, lr in (("bp", 0.05), ("fa", 0.2)) for s in (0, 1)]
     assert "lr" not in swept_options([RunConfig.from_json(r.attrs["config"]) for r in runs])
     study = combine_runs(runs)
-    assert "lr" not in study.dims and set(study.dims) >= {"rule", "depth", "seed"}
+    assert "lr" not in study.dims and set(study.dims) >= {"rule", "n_hidden", "seed"}
     assert json.loads(str(study.config.sel(rule="fa", seed=1).item()))["lr"] == 0.2
     # a real grid (two values within one rule) still is a dim
     more = runs + [train(RunConfig(rule="fa", hidden=(8,), epochs=1, batch_size=100, lr=0.05, seed=0,

@@ -86,8 +86,8 @@ def reference(tmp_path_factory):
 @pytest.mark.mnist
 def test_local_cluster_sweep(reference):
     study, out = reference
-    assert dict(study.sizes) == {"rule": 2, "depth": 2, "seed": 2, "step": study.sizes["step"], "layer": 3}
-    assert list(study.rule.values) == ["bp", "fa"] and list(study.depth.values) == [1, 2]
+    assert dict(study.sizes) == {"rule": 2, "n_hidden": 2, "seed": 2, "step": study.sizes["step"], "layer": 3}
+    assert list(study.rule.values) == ["bp", "fa"] and list(study.n_hidden.values) == [1, 2]
     assert list(study.seed.values) == [0, 1] and list(study.layer.values) == [1, 2, 3]
     assert (study.status == "ok").all() and study.epoch.dims == ("step",)
     run_dir = out.with_name("study.runs")
@@ -96,7 +96,7 @@ def test_local_cluster_sweep(reference):
     assert json.loads((run_dir / "sweep.json").read_text())["spec"] == SPEC.to_dict()
     assert not list(run_dir.glob(".*.tmp"))
     # depth 1 has layers 1-2 only: layer 3 is padding
-    assert np.isnan(study.delta_norm.sel(depth=1, layer=3)).all()
+    assert np.isnan(study.delta_norm.sel(n_hidden=1, layer=3)).all()
     assert_same_results(study, open_results(out))
     assert_same_results(study, open_results(run_dir))
 
@@ -215,7 +215,7 @@ def test_preload_runs_a_custom_rule_in_local_workers(tmp_path):
     assert done.returncode == 0, done.stderr
     study = open_results(tmp_path / "s.nc")
     assert list(study.rule.values) == ["fa", "half_fa_test"] and (study.status == "ok").all()
-    at_start = study.isel(step=0, depth=0, seed=0).sel(layer=1)
+    at_start = study.isel(step=0, n_hidden=0, seed=0).sel(layer=1)
     # same seed, same B drawn: the halved feedback gives the same angle and exactly half the delta
     np.testing.assert_allclose(at_start.delta_norm.sel(rule="half_fa_test"), 0.5 * at_start.delta_norm.sel(rule="fa"),
                                rtol=1e-5)

@@ -60,7 +60,7 @@ def test_single_run_skips_the_depth_figure(run):
 def test_learning_curve_is_the_seed_mean(study):
     panel = figures.learning_curves(study)[2]  # NdLayout keyed by depth
     (fa,) = curves(panel, "fa")
-    expected = study["test_accuracy"].sel(rule="fa", depth=2).mean("seed")
+    expected = study["test_accuracy"].sel(rule="fa", n_hidden=2).mean("seed")
     keep = np.isfinite(expected.values)  # test metrics are NaN inside epoch 1
     np.testing.assert_allclose(fa.dimension_values("test_accuracy"), expected.values[keep])
     np.testing.assert_allclose(fa.dimension_values("epoch"), study["epoch"].values[keep])
@@ -71,14 +71,14 @@ def test_per_seed_mode_draws_every_seed(study):
     fa = curves(panel, "fa")
     assert len(fa) == 3
     got = sorted(tuple(c.dimension_values("test_accuracy")) for c in fa)
-    want = sorted(tuple(finite(study["test_accuracy"].sel(rule="fa", depth=3, seed=s)))
+    want = sorted(tuple(finite(study["test_accuracy"].sel(rule="fa", n_hidden=3, seed=s)))
                   for s in (0, 1, 2))
     np.testing.assert_allclose(got, want)
 
 
 def test_band_is_a_95_percent_t_interval(study):
-    st = seed_stats(study["test_accuracy"].sel(rule="bp", depth=1).dropna("step"))
-    x = study["test_accuracy"].sel(rule="bp", depth=1).dropna("step").values  # (seed, step)
+    st = seed_stats(study["test_accuracy"].sel(rule="bp", n_hidden=1).dropna("step"))
+    x = study["test_accuracy"].sel(rule="bp", n_hidden=1).dropna("step").values  # (seed, step)
     half = 4.302652729911275 * x.std(0, ddof=1) / np.sqrt(3)  # t(0.975, df=2)
     np.testing.assert_allclose(st["hi"] - st["mean"], half)
 
@@ -92,13 +92,13 @@ def test_alignment_curves_plot_each_layer_against_updates(study):
     assert sorted(c.label for c in weight) == ["layer 2", "layer 3 (readout)"]
     (l2,) = [c for c in delta if c.label == "layer 2"]
     np.testing.assert_array_equal(l2.dimension_values("updates"), study["step"].values + 1)
-    expected = study["delta_alignment"].sel(rule="fa", depth=2, layer=2).mean("seed")
+    expected = study["delta_alignment"].sel(rule="fa", n_hidden=2, layer=2).mean("seed")
     np.testing.assert_allclose(l2.dimension_values("delta_alignment"), expected.values)
 
 
 def test_error_vs_depth_matches_final_accuracy_and_marks_breaking_depth(study):
     fig = figures.test_error_vs_depth(study)
-    (fa,) = [c for c in curves(fig, "fa") if c.kdims[0].name == "depth"]
+    (fa,) = [c for c in curves(fig, "fa") if c.kdims[0].name == "n_hidden"]
     final = 100 * (1 - study["test_accuracy"].sel(rule="fa").isel(step=-1).mean("seed"))
     np.testing.assert_allclose(fa.dimension_values("test_error"), final.values)
     from cortex_fa.viz.data import breaking_depth
@@ -107,7 +107,7 @@ def test_error_vs_depth_matches_final_accuracy_and_marks_breaking_depth(study):
     crosses = [s for s in fig.traverse(lambda x: x, [hv.Scatter])
                if "breaking_depth" in [d.name for d in s.vdims]]
     if np.isfinite(bd):
-        assert crosses and crosses[0].dimension_values("depth")[0] == bd
+        assert crosses and crosses[0].dimension_values("n_hidden")[0] == bd
     else:
         assert not crosses
 
@@ -117,15 +117,15 @@ def test_heatmap_shows_the_last_hidden_layer_of_each_depth(study):
     (hm,) = fig.traverse(lambda x: x, [hv.QuadMesh])
     grid = hm.dimension_values("delta_alignment", flat=False)  # rows: depth, columns: step
     for row, depth in enumerate((1, 2, 3)):
-        want = study["delta_alignment"].sel(rule="fa", depth=depth, layer=depth).mean("seed")
+        want = study["delta_alignment"].sel(rule="fa", n_hidden=depth, layer=depth).mean("seed")
         np.testing.assert_allclose(grid[row], want.values)
     # Numeric log time: cell edges enclose updates + 1 of every logged step, step 0 included.
     edges = hm.interface.coords(hm, "updates", edges=True)
     centres = study["step"].values + 1.0
     assert edges[0] < centres[0] and edges[-1] > centres[-1]
     assert all(lo < c < hi for lo, c, hi in zip(edges[:-1], centres, edges[1:]))
-    mean = layer_view(as_study(study)["delta_alignment"], "mean").sel(rule="fa", depth=3)
-    want = study["delta_alignment"].sel(rule="fa", depth=3, layer=[1, 2, 3]).mean("layer")
+    mean = layer_view(as_study(study)["delta_alignment"], "mean").sel(rule="fa", n_hidden=3)
+    want = study["delta_alignment"].sel(rule="fa", n_hidden=3, layer=[1, 2, 3]).mean("layer")
     np.testing.assert_allclose(mean, want)
 
 
@@ -152,7 +152,7 @@ def test_figures_render_with_matplotlib(study, tmp_path):
 def test_cli_plot_writes_html_and_png(study, tmp_path, capsys):
     # Two figures keep the test quick; the run test below writes the other PNGs and
     # test_figures_build_and_render_from_a_study renders all five with Bokeh.
-    save_results(study.sel(depth=[1, 2], seed=[0, 1]), tmp_path / "study.nc")
+    save_results(study.sel(n_hidden=[1, 2], seed=[0, 1]), tmp_path / "study.nc")
     out = tmp_path / "figs"
     names = ["test_error_vs_depth", "learning_curves"]
     assert main(["plot", str(tmp_path / "study.nc"), "--out", str(out), "--resources", "cdn",

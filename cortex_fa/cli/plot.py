@@ -70,7 +70,7 @@ def run(args) -> int:
     out = check_out(args.out)
     ds = load_results(args.file)  # loaded and validated before anything is created
     if args.depth is not None:
-        depths = [int(d) for d in as_study(ds)["depth"].values]
+        depths = [int(d) for d in as_study(ds)["n_hidden"].values]
         if args.depth not in depths:
             raise ConfigError(f"--depth {args.depth} is not in the file; "
                               f"{choices_text(depths)}{did_you_mean(args.depth, depths)}")

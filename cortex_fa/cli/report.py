@@ -15,6 +15,8 @@ import numpy as np
 
 from cortex_fa.errors import ConfigError, CortexFAError, choices_text, did_you_mean
 
+HEADING = {"n_hidden": "depth"}  # column headings: the word people read for a dim, where it differs
+
 
 @dataclass
 class Table:
@@ -60,7 +62,7 @@ def _wide(da, col: str, spec: str, name: str, title: str, *, over: str | None = 
     if over:
         counts = count.transpose(*rows, col).to_dataframe(name="n")["n"].unstack(col)
         text = text.where((counts >= total) | (counts == 0), text + counts.map(lambda k: f" ({k}/{total})"))
-    frame.columns = text.columns = [f"{col} {c}" for c in frame.columns]
+    frame.columns = text.columns = [f"{HEADING.get(col, col)} {c}" for c in frame.columns]
     return Table(name, title, text, frame)
 
 
@@ -86,7 +88,7 @@ def _interval(summary, kind: str, col: str, name: str, title: str) -> Table:
         for c in text.columns:
             m, a, b = (cells[k].loc[r, c] for k in ("mean", "lo", "hi"))
             text.loc[r, c] = _fmt(m, ".2f") + ("" if not np.isfinite(a) else f" [{a:.2f}, {b:.2f}]")
-    text.columns = [f"{col} {c}" for c in text.columns]
+    text.columns = [f"{HEADING.get(col, col)} {c}" for c in text.columns]
     data = summary[[f"{kind}_mean", f"{kind}_lo", f"{kind}_hi", "n"]].to_dataframe()
     return Table(name, title, text, data)
 
@@ -104,7 +106,7 @@ def summary_table(study) -> str:
     from cortex_fa import analysis
 
     kind = analysis.default_metric(study)
-    table = _interval(analysis.error_summary(study), kind, "depth", f"{kind}_error", ERROR_TITLES[kind])
+    table = _interval(analysis.error_summary(study), kind, "n_hidden", f"{kind}_error", ERROR_TITLES[kind])
     return render_text(table)
 
 
@@ -115,10 +117,10 @@ def _selection_tables(study) -> list[Table]:
     sel = selection.selection(study)
     done = sel.epochs_done.where(study["status"] != "missing")
     return [
-        _wide(sel.best_validation_epoch, "depth", ".1f", "best_validation_epoch",
+        _wide(sel.best_validation_epoch, "n_hidden", ".1f", "best_validation_epoch",
               "Epoch of best validation accuracy (mean over seeds)", over="seed"),
-        _wide(done, "depth", ".1f", "epochs_trained", "Epochs trained (mean over seeds)", over="seed"),
-        _wide((~sel.converged).where(done.notnull()).sum("seed").where(done.notnull().any("seed")), "depth", ".0f",
+        _wide(done, "n_hidden", ".1f", "epochs_trained", "Epochs trained (mean over seeds)", over="seed"),
+        _wide((~sel.converged).where(done.notnull()).sum("seed").where(done.notnull().any("seed")), "n_hidden", ".0f",
               "not_converged", "Runs NOT converged: they reached the epoch maximum before early stopping "
               "ended them (their error is not a converged one; raise --epochs)"),
     ]
@@ -132,10 +134,10 @@ def build_tables(study, *, margin=0.5, reference="bp", metric=None) -> list[Tabl
     s = analysis.error_summary(study)
     validated = analysis.has_validation(study)
     kinds = ("selected", "final", "oracle_best") if validated else ("final", "oracle_best")
-    tables = [_interval(s, k, "depth", f"{k}_error", ERROR_TITLES[k]) for k in kinds]
+    tables = [_interval(s, k, "n_hidden", f"{k}_error", ERROR_TITLES[k]) for k in kinds]
     if validated:
         tables += _selection_tables(study)
-        for dim in (d for d in study.dims if d not in ("rule", "depth", "seed", *RUN_INTERNAL_DIMS)):
+        for dim in (d for d in study.dims if d not in ("rule", "n_hidden", "seed", *RUN_INTERNAL_DIMS)):
             choice = selection.choose_option(study, dim)
             table = _wide(choice.score, dim, ".2f", f"choose_{dim}",
                           f"Best validation accuracy (%) per {dim}, mean over depths and seeds; "
@@ -153,12 +155,12 @@ def build_tables(study, *, margin=0.5, reference="bp", metric=None) -> list[Tabl
     on = "validation" if validated else "test"
     conv = analysis.convergence(study, on=on)
     for th in conv.threshold.values:
-        tables.append(_wide(conv.epochs_to.sel(threshold=th), "depth", ".2f", f"epochs_to_{th:g}",
+        tables.append(_wide(conv.epochs_to.sel(threshold=th), "n_hidden", ".2f", f"epochs_to_{th:g}",
                             f"Epochs to {100 * th:g}% {on} accuracy (mean over the seeds that reached it, "
                             "(k/n) if not all did; '-': none did)", over="seed"))
-        tables.append(_wide(conv.seconds_to.sel(threshold=th), "depth", ".1f", f"seconds_to_{th:g}",
+        tables.append(_wide(conv.seconds_to.sel(threshold=th), "n_hidden", ".1f", f"seconds_to_{th:g}",
                             f"Training seconds to {100 * th:g}% {on} accuracy", over="seed"))
-    tables.append(_wide(conv.seconds_per_epoch.mean("seed"), "depth", ".2f", "seconds_per_epoch",
+    tables.append(_wide(conv.seconds_per_epoch.mean("seed"), "n_hidden", ".2f", "seconds_per_epoch",
                         "Training seconds per epoch (metrics and test evaluation excluded)"))
     for var in ("delta_alignment", "weight_alignment"):
         al = analysis.alignment_summary(study, var)

@@ -90,7 +90,7 @@ class Dashboard(pn.viewable.Viewer):
         self.study = as_study(ds[keep])
         picks = {d: v for d, v in (picks or {}).items() if d in self.study.dims and v in self.study[d].values}
         self.ds = select(self.study, **picks)
-        self.depths = [int(d) for d in self.ds["depth"].values]
+        self.depths = [int(d) for d in self.ds["n_hidden"].values]
 
     def _rules(self) -> list[str]:
         return [str(r) for r in self.ds["rule"].values]
@@ -223,8 +223,8 @@ class Dashboard(pn.viewable.Viewer):
             if g.empty:
                 continue
             color = style.rule_color(rule, rules)
-            items += figures.lines([(g, color, rule, False)], "depth", var, w["seeds"].value)
-            items.append(style.markers(hv.Scatter(g, "depth", [var], label=rule), color, 6))
+            items += figures.lines([(g, color, rule, False)], "n_hidden", var, w["seeds"].value)
+            items.append(style.markers(hv.Scatter(g, "n_hidden", [var], label=rule), color, 6))
         title = (f"{var} across depth, {self.layer_text()}, "
                  f"epoch {self.epoch_of[step]:.3g} (step {step})")
         overlay = hv.Overlay(items) if items else hv.Overlay([hv.Curve([])])
@@ -238,7 +238,7 @@ class Dashboard(pn.viewable.Viewer):
                                          rules=w["rules"].value, cols=3)
 
     def _error(self):
-        if self.ds.sizes["depth"] < 2:
+        if self.ds.sizes["n_hidden"] < 2:
             return hv.Div("<p><i>Test error vs depth needs a study with several depths.</i></p>"
                           ).opts(width=420, height=60)
         return figures.test_error_vs_depth(self.ds, rules=self.w["rules"].value).opts(

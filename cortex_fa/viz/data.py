@@ -1,6 +1,6 @@
 """Shape results Datasets into what the figures draw (xarray in, tables out).
 
-Every figure works on the *study* layout (dims ``rule``, ``depth``, ``seed``,
+Every figure works on the *study* layout (dims ``rule``, ``n_hidden``, ``seed``,
 ``step``, ``layer``); a single run is promoted by :func:`as_study`, so one code
 path serves both. Seed aggregation is a mean with a Student-t 95 % interval.
 """
@@ -16,7 +16,7 @@ import xarray as xr
 
 from cortex_fa.errors import ResultsError
 
-RUN_DIMS = ("rule", "depth", "seed")
+RUN_DIMS = ("rule", "n_hidden", "seed")
 LAYER_VARS = ("weight_alignment", "delta_alignment", "update_alignment",
               "delta_norm", "grad_norm", "feedback_norm_ratio")
 STEP_VARS = ("test_accuracy", "test_loss", "validation_accuracy", "validation_loss", "train_accuracy", "train_loss",
@@ -37,7 +37,7 @@ def load_results(path) -> xr.Dataset:
 
 
 def as_study(ds: xr.Dataset) -> xr.Dataset:
-    """Give a run the study dims (``rule``, ``depth``, ``seed``) of length 1.
+    """Give a run the study dims (``rule``, ``n_hidden``, ``seed``) of length 1.
 
     The run's ``rule`` and ``seed`` attrs become coordinate values and its depth
     is the number of layers minus the readout. Missing study dims of a partial
@@ -53,7 +53,7 @@ def as_study(ds: xr.Dataset) -> xr.Dataset:
     except (TypeError, ValueError):
         seed = 0
     depth = int(ds.sizes.get("layer", 1)) - 1  # the readout is the last layer
-    defaults = {"rule": str(ds.attrs.get("rule", "run")), "depth": depth, "seed": seed}
+    defaults = {"rule": str(ds.attrs.get("rule", "run")), "n_hidden": depth, "seed": seed}
     for dim in reversed(RUN_DIMS):
         if dim not in ds.dims:
             ds = ds.expand_dims({dim: [defaults[dim]]})
@@ -61,7 +61,7 @@ def as_study(ds: xr.Dataset) -> xr.Dataset:
 
 
 def extra_dims(ds: xr.Dataset) -> list[str]:
-    """Swept dimensions beyond rule/depth/seed/step/layer (e.g. ``lr``)."""
+    """Swept dimensions beyond rule/n_hidden/seed/step/layer (e.g. ``lr``)."""
     from cortex_fa.cf import RUN_INTERNAL_DIMS  # step, layer and the synapse snapshots' dims
 
     return [d for d in ds.dims if d not in (*RUN_DIMS, *RUN_INTERNAL_DIMS)]
@@ -136,16 +136,16 @@ def layer_view(da: xr.DataArray, layer="last") -> xr.DataArray:
     """Reduce the ``layer`` dim: an int, ``"last"`` hidden (= depth) or ``"mean"`` hidden.
 
     ``"last"`` and ``"mean"`` depend on each network's depth, so they are taken
-    per ``depth`` value; a depth-0 network has no hidden layer and gives NaN.
+    per ``n_hidden`` value; a depth-0 network has no hidden layer and gives NaN.
     """
     if "layer" not in da.dims:
         return da
     if layer not in ("last", "mean"):
         return da.sel(layer=int(layer))
-    hidden = (da["layer"] <= da["depth"])  # broadcast: layer x depth mask
+    hidden = (da["layer"] <= da["n_hidden"])  # broadcast: layer x depth mask
     if layer == "mean":
         return da.where(hidden).mean("layer", skipna=True)
-    return da.where(da["layer"] == da["depth"]).max("layer", skipna=True)
+    return da.where(da["layer"] == da["n_hidden"]).max("layer", skipna=True)
 
 
 def last_valid(da: xr.DataArray, dim: str = "step") -> xr.DataArray:
@@ -183,15 +183,15 @@ def breaking_depth(ds: xr.Dataset, margin: float = 0.5, reference: str = "bp") -
     """
     err = final_test_error(ds).mean("seed")
     if reference not in err["rule"].values:
-        return xr.full_like(err.isel(depth=0, drop=True), np.nan).rename("breaking_depth")
+        return xr.full_like(err.isel(n_hidden=0, drop=True), np.nan).rename("breaking_depth")
     try:
         analysis = importlib.import_module("cortex_fa.analysis")
         return analysis.breaking_depth(ds, margin=margin, reference=reference)
     except (ImportError, AttributeError):
         pass
     behind = (err - err.sel(rule=reference)) > margin
-    depth = err["depth"].where(behind)
-    return depth.min("depth").rename("breaking_depth")
+    depth = err["n_hidden"].where(behind)
+    return depth.min("n_hidden").rename("breaking_depth")
 
 
 def load_many(paths) -> list[tuple[str, xr.Dataset]]:

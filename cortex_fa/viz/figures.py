@@ -1,10 +1,10 @@
 """The five standard figures of a depth study, as HoloViews objects.
 
 Each function takes a results Dataset (a study, or a single run, which is
-treated as a study of one rule, depth and seed) and returns a HoloViews object
+treated as a study of one rule, depth (``n_hidden``) and seed) and returns a HoloViews object
 styled for both Bokeh (interactive HTML, the app; hover shows exact values)
 and Matplotlib (PNG). Seeds are averaged with a 95 % Student-t band unless
-``seeds="each"``. Swept dims beyond rule/depth/seed are fixed by ``sel``
+``seeds="each"``. Swept dims beyond rule/n_hidden/seed are fixed by ``sel``
 (default: their first value).
 
 Run ``python -m cortex_fa.viz.figures STUDY.nc OUTDIR`` (same as
@@ -21,6 +21,7 @@ from cortex_fa.viz.data import (LAYER_VARS, as_study, breaking_depth,
                                 final_test_error, layer_view, seed_stats, select, tidy)
 
 SPARSE = 12  # lines with at most this many points also get markers
+DEPTH_KEY = hv.Dimension("n_hidden", label="depth")  # panels keyed by network depth
 FIGURES = ("test_error_vs_depth", "learning_curves", "alignment_curves",
            "alignment_heatmap", "gradient_flow")
 
@@ -99,20 +100,20 @@ def test_error_vs_depth(ds, rules=None, margin=0.5, reference="bp", sel=None):
         df = table[table["rule"] == rule]
         if df.empty:
             continue
-        items += lines([(df, color, rule, False)], "depth", "test_error")
-        dots = hv.Scatter(seeds[seeds["rule"] == rule], "depth", ["test_error", "seed"], label=rule)
+        items += lines([(df, color, rule, False)], "n_hidden", "test_error")
+        dots = hv.Scatter(seeds[seeds["rule"] == rule], "n_hidden", ["test_error", "seed"], label=rule)
         items.append(style.markers(dots, color, size=5, alpha=0.4))
         try:
             bd = float(bdepth.sel(rule=rule))
         except (KeyError, ValueError, TypeError):
             bd = np.nan
         if np.isfinite(bd):
-            at = df[df["depth"] == bd].assign(breaking_depth=bd)
-            cross = hv.Scatter(at, "depth", ["test_error", "breaking_depth"], label=rule)
+            at = df[df["n_hidden"] == bd].assign(breaking_depth=bd)
+            cross = hv.Scatter(at, "n_hidden", ["test_error", "breaking_depth"], label=rule)
             items.append(style.markers(cross, color, size=14, marker="x"))
     kind = "Selected" if err.attrs.get("kind") == "selected" else "Final"
     title = f"{kind} test error vs depth (× = breaking depth vs {reference}, margin {margin:g} pp)"
-    depths = [int(d) for d in ds["depth"].values]  # integer ticks only
+    depths = [int(d) for d in ds["n_hidden"].values]  # integer ticks only
     ylabel = f"{kind.lower()} test error (%)"  # selected: at the best-validation epoch
     fig = style.panel(hv.Overlay(items), title, "depth (hidden columns)", ylabel,
                       legend="top_left", width=620, height=380)  # errors grow to the right
@@ -137,10 +138,10 @@ def learning_curves(ds, metric="test_accuracy", rules=None, depths=None, seeds="
     all_rules = rules_in(ds, None)
     legend = "bottom_right" if "accuracy" in metric else "top_right"  # away from the curves
     panels = {}
-    for depth in ds["depth"].values:
+    for depth in ds["n_hidden"].values:
         if depths is not None and int(depth) not in set(map(int, depths)):
             continue
-        groups = [(df[(df["rule"] == rule) & (df["depth"] == depth)],
+        groups = [(df[(df["rule"] == rule) & (df["n_hidden"] == depth)],
                    style.rule_color(rule, all_rules), rule, False) for rule in rules_in(ds, rules)]
         items = lines([g for g in groups if not g[0].empty], x, metric, seeds)
         if items:
@@ -148,14 +149,14 @@ def learning_curves(ds, metric="test_accuracy", rules=None, depths=None, seeds="
                                              style.label(x), style.label(metric), logx=logx,
                                              legend=legend)
     if facet:
-        return hv.NdLayout(panels, kdims="depth").cols(3)
-    return hv.HoloMap(panels, kdims="depth")
+        return hv.NdLayout(panels, kdims=DEPTH_KEY).cols(3)
+    return hv.HoloMap(panels, kdims=DEPTH_KEY)
 
 
 def _per_layer(ds, var, depth, rules, logx, logy, seeds):
     """One panel per rule with one line per layer of the ``depth`` network."""
-    depth = int(ds["depth"].max()) if depth is None else int(depth)
-    ds = ds.sel(depth=[depth])
+    depth = int(ds["n_hidden"].max()) if depth is None else int(depth)
+    ds = ds.sel(n_hidden=[depth])
     df, x = time_axis(tidy(ds, var, seeds), logx)
     layers = [int(v) for v in ds["layer"].values if v <= depth + 1]
     colors = style.layer_colors(len(layers))
@@ -224,7 +225,7 @@ def alignment_heatmap(ds, var="delta_alignment", layer="last", rules=None, sel=N
     ds = ds.assign({var: layer_view(ds[var], layer)})
     df = tidy(ds, var, "mean")
     steps = np.sort(df["step"].unique()) if len(df) else np.array([0])
-    depths = np.sort(df["depth"].unique()) if len(df) else np.array([1])
+    depths = np.sort(df["n_hidden"].unique()) if len(df) else np.array([1])
     xe, ye = _edges(steps + 1.0, True), _edges(depths, False)
     where = {"last": "last hidden layer", "mean": "mean over hidden layers"}
     where = f"{var.replace('_', ' ')}, {where.get(layer, f'layer {layer}')}"
@@ -236,9 +237,9 @@ def alignment_heatmap(ds, var="delta_alignment", layer="last", rules=None, sel=N
         g = df[df["rule"] == rule]
         if g.empty:
             continue
-        grid = g.pivot_table(index="depth", columns="step", values=var, dropna=False)
+        grid = g.pivot_table(index="n_hidden", columns="step", values=var, dropna=False)
         grid = grid.reindex(index=depths, columns=steps).to_numpy()
-        qm = hv.QuadMesh((xe, ye, grid), ["updates", "depth"], hv.Dimension(var, label="angle (deg)"))
+        qm = hv.QuadMesh((xe, ye, grid), ["updates", "n_hidden"], hv.Dimension(var, label="angle (deg)"))
         title = f"{rule}: {where}"
         qm = qm.opts(tools=["hover"], title=title, width=420, height=230, backend="bokeh",
                      hooks=[style.title_color(style.rule_color(rule, all_rules))], **common)
@@ -269,7 +270,7 @@ def all_figures(ds, sel=None, depth=None, only=None):
     }
     figs, skipped = {}, {}
     for name in FIGURES if only is None else [n for n in FIGURES if n in only]:
-        if name == "test_error_vs_depth" and ds.sizes["depth"] < 2:
+        if name == "test_error_vs_depth" and ds.sizes["n_hidden"] < 2:
             skipped[name] = "needs a study with at least two depths"
         else:
             figs[name] = build[name]()

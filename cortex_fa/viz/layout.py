@@ -50,12 +50,12 @@ def caption(name: str, width: int = 560) -> pn.pane.Markdown:
 def identity(ds, label: str) -> str:
     """One line saying what the file is: rules, depths, seeds, runs per status."""
     parts = []
-    for dim, word in (("rule", "rules"), ("depth", "depths"), ("seed", "seeds")):
+    for dim, word, attr in (("rule", "rules", "rule"), ("n_hidden", "depths", "depth"), ("seed", "seeds", "seed")):
         if dim in ds.dims:
             values = [str(v) for v in ds[dim].values]
             parts.append(f"{word} {', '.join(values)}")
-        elif ds.attrs.get(dim) is not None:
-            parts.append(f"{dim} {ds.attrs[dim]}")
+        elif ds.attrs.get(attr) is not None:  # a run: its attributes
+            parts.append(f"{attr} {ds.attrs[attr]}")
     if "status" in ds.data_vars:
         values, counts = np.unique(ds["status"].values.astype(str), return_counts=True)
         parts.append("runs: " + ", ".join(f"{c} {v}" for v, c in zip(values, counts)))

@@ -43,9 +43,9 @@ def runs_with_snapshots(ds) -> dict:
     study = synapses.as_study(ds)
     found = {}
     for rule in sorted(study["rule"].values, key=lambda r: (str(r) not in ("bp", "fa"), str(r))):
-        for depth in study["depth"].values:
+        for depth in study["n_hidden"].values:
             for seed in study["seed"].values:
-                pick = {"rule": rule, "depth": depth, "seed": seed}
+                pick = {"rule": rule, "n_hidden": depth, "seed": seed}
                 try:
                     synapses.run_view(study, pick)
                 except ResultsError:
@@ -134,7 +134,7 @@ class SynapseTab(pn.viewable.Viewer):
         paired = [int(l) for l, k in zip(run["layer"].values, run["snapshot_kind"].values)
                   if k >= 0 and k != KINDS["forward_only"]]
         self.scatters = panes([synapses.synapse_scatter(run, l, step) for l in paired], *SCATTER)
-        others = [p for p in synapses.default_pair(self.ds, depth=int(pick["depth"]))
+        others = [p for p in synapses.default_pair(self.ds, depth=int(pick["n_hidden"]))
                   if p["rule"] != pick["rule"] and p["seed"] == pick["seed"]]
         try:
             other = others[0] if others else None

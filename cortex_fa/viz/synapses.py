@@ -2,7 +2,7 @@
 
 Needs a results file written with ``--snapshots`` (see :mod:`cortex_fa.snapshots`).
 Every function takes a run or a study Dataset; a study is narrowed to one run
-by ``sel`` (``{"rule": "fa", "depth": 2, "seed": 0}``; dims not named take
+by ``sel`` (``{"rule": "fa", "n_hidden": 2, "seed": 0}``; dims not named take
 their first value, extra swept dims too). ``snapshot`` is a step at which a
 snapshot was taken (:func:`snapshot_steps` lists them); None is the last.
 
@@ -43,7 +43,7 @@ def text(value, limit: int = 40) -> str:
 
 
 def run_view(ds, sel=None):
-    """One run of ``ds`` (a run or a study) with its snapshots; ``sel`` picks rule/depth/seed.
+    """One run of ``ds`` (a run or a study) with its snapshots; ``sel`` picks rule/n_hidden/seed.
 
     Raises
     ------
@@ -86,7 +86,7 @@ def _at(run, snapshot):
 
 
 def _who(run) -> str:
-    return f"{text(run['rule'].item())}, depth {int(run['depth'])}, seed {int(run['seed'])}"
+    return f"{text(run['rule'].item())}, depth {int(run['n_hidden'])}, seed {int(run['seed'])}"
 
 
 def _when(snap, step) -> str:
@@ -135,7 +135,7 @@ def synapse_scatter(ds, layer: int, snapshot=None, *, sel=None, size: int = 340)
     snapshot : int, optional
         Step of the snapshot (default: the last).
     sel : dict, optional
-        ``rule``/``depth``/``seed`` (and swept dims) of a study.
+        ``rule``/``n_hidden``/``seed`` (and swept dims) of a study.
 
     Returns
     -------
@@ -266,7 +266,7 @@ def caption(ds, layer: int, snapshot=None, *, sel=None) -> str:
     angle = f"{logged:.1f}°" if np.isfinite(logged) else "not logged"
     pairs = int(np.isfinite(snap["snapshot_forward"].sel(layer=layer).values).sum())
     esc = lambda v: html.escape(str(v), quote=True)  # noqa: E731
-    return (f"<p><b>{esc(run['rule'].item())}</b>, depth {int(run['depth'])}, seed {int(run['seed'])}, "
+    return (f"<p><b>{esc(run['rule'].item())}</b>, depth {int(run['n_hidden'])}, seed {int(run['seed'])}, "
             f"column {int(layer)} at {esc(_when(snap, step))}: {esc(what)} ({pairs} sampled pairs); "
             f"weight alignment {esc(angle)}.</p>")
 
@@ -278,11 +278,11 @@ def default_pair(ds, depth=None) -> list[dict]:
     snapshots; one selection if only one run qualifies, none if no run does.
     """
     study = as_study(ds)
-    depth = int(study["depth"].max()) if depth is None else int(depth)
+    depth = int(study["n_hidden"].max()) if depth is None else int(depth)
     found = {}
     for rule in study["rule"].values:
         for seed in study["seed"].values:
-            pick = {"rule": rule, "depth": depth, "seed": seed}
+            pick = {"rule": rule, "n_hidden": depth, "seed": seed}
             try:
                 run_view(study, pick)
             except ResultsError:
@@ -306,12 +306,12 @@ def synapse_figures(ds, depth=None, sel=None) -> tuple[dict, dict]:
         why = "the file has no synapse snapshots (train with --snapshots 2000)"
         return {}, {name: why for name in FIGURES}
     study = select(as_study(ds), **(sel or {}))
-    depth = int(study["depth"].max()) if depth is None else int(depth)
+    depth = int(study["n_hidden"].max()) if depth is None else int(depth)
     seed = study["seed"].values[0]
     rows = []
     for rule in study["rule"].values:
         try:
-            rows.append(synapse_scatters(study, sel={"rule": rule, "depth": depth, "seed": seed}))
+            rows.append(synapse_scatters(study, sel={"rule": rule, "n_hidden": depth, "seed": seed}))
         except ResultsError:
             continue  # a missing run, or one without snapshots
     figs, skipped = {}, {}
