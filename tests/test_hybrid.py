@@ -67,3 +67,13 @@ def test_a_study_without_the_axis_is_refused(tiny_data):
     runs = [cfa.train(cfa.RunConfig(rule="fa", hidden=(8,), epochs=1, seed=s), tiny_data, progress=False) for s in (0, 1)]
     with pytest.raises(ResultsError, match="no 'column_rules' dim"):
         hybrid.summary(combine_runs(runs))
+
+
+def test_cortex_fa_plot_writes_the_hybrid_figure(study, tmp_path, capsys):
+    from cortex_fa import save_results
+    from cortex_fa.cli import main
+
+    save_results(study, tmp_path / "hybrid.nc")
+    assert main(["plot", str(tmp_path / "hybrid.nc"), "--only", "hybrid", "--format", "png",
+                 "--out", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig" / "hybrid.png").stat().st_size > 10_000

@@ -14,7 +14,7 @@ from cortex_fa.errors import BackendUnavailable, ConfigError, CortexFAError, cho
 
 # Kept in sync with cortex_fa.viz.figures.FIGURES and viz.synapses.FIGURES (not imported: --help stays fast).
 FIGURES = ("test_error_vs_depth", "learning_curves", "alignment_curves", "alignment_heatmap",
-           "gradient_flow", "synapses", "receptive_fields")
+           "gradient_flow", "synapses", "receptive_fields", "hybrid")
 
 
 def register(subparsers) -> None:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import holoviews as hv
 
+from cortex_fa import hybrid
 from cortex_fa.viz import figures, synapses
+from cortex_fa.viz.hybrid import hybrid_figure
 
 FORMATS = ("html", "png")
 
@@ -50,8 +52,9 @@ def save_figure(obj, path, fmt: str, resources: str = "inline", title: str | Non
 
 def save_figures(ds, outdir, formats=FORMATS, resources: str = "inline", depth=None, sel=None,
                  only=None):
-    """Write the figures of :func:`figures.all_figures` and, for files with synapse
-    snapshots, :func:`synapses.synapse_figures` (or just ``only``) into ``outdir``.
+    """Write the figures of :func:`figures.all_figures`, for files with synapse
+    snapshots :func:`synapses.synapse_figures`, and for studies over per-column
+    rules :func:`cortex_fa.viz.hybrid.hybrid_figure` (or just ``only``) into ``outdir``.
 
     Returns
     -------
@@ -63,6 +66,11 @@ def save_figures(ds, outdir, formats=FORMATS, resources: str = "inline", depth=N
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     figs, skipped = figures.all_figures(ds, sel=sel, depth=depth, only=only)
+    if only is None or "hybrid" in only:
+        if hybrid.DIM in ds.dims:
+            figs["hybrid"] = hybrid_figure(ds)
+        elif only is not None:
+            skipped["hybrid"] = f"needs a study with a {hybrid.DIM} axis (a sweep over per-column rules)"
     if only is None or set(only) & set(synapses.FIGURES):
         more, why = synapses.synapse_figures(ds, depth=depth, sel=sel)
         wanted = synapses.FIGURES if only is None else [n for n in synapses.FIGURES if n in only]
