@@ -126,8 +126,8 @@ def with_layer_from_top(ds: xr.Dataset) -> xr.Dataset:
         value = top.where(top >= 0).astype(np.float64).transpose(DEPTH, "layer")
     else:
         value = (int(layer.max()) - layer).astype(np.int64)
-    value = value.drop_vars([c for c in value.coords if c not in (DEPTH, "layer")])
-    return ds.assign_coords({FROM_TOP: value.variable})
+    long_name, units = COORDINATES[FROM_TOP]
+    return ds.assign_coords({FROM_TOP: xr.Variable(value.dims, value.values, {"long_name": long_name, "units": units})})
 
 
 def to_file(ds: xr.Dataset, *, what: str | None = None) -> xr.Dataset:
@@ -140,6 +140,8 @@ def to_file(ds: xr.Dataset, *, what: str | None = None) -> xr.Dataset:
     """
     out = ds.copy(deep=False)
     out.attrs = dict(ds.attrs)
+    for name in out.variables:  # a `coordinates` read from an older file may name variables gone since
+        out[name].encoding = {k: v for k, v in out[name].encoding.items() if k != "coordinates"}
     for dim in [d for d in out.dims if d in out.indexes]:
         index = out.indexes[dim]
         if out[dim].dtype.kind in "OUS":

@@ -34,6 +34,7 @@ from cortex_fa.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 V02_STUDY = ROOT / "docs" / "data" / "depth_study_240x8ep.nc"
+LABEL_STUDY = ROOT / "docs" / "data" / "lr_grid_240.nc"  # 0.3 development: n_hidden, rule_label(rule), swept lr
 IN_CI = os.environ.get("CI") == "true"
 HISTORY_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: \S.*$")
 
@@ -116,6 +117,18 @@ def test_v02_study_still_opens_and_rewritten_passes_the_checker(tmp_path):
     for name in old.data_vars:
         np.testing.assert_array_equal(new[name].values, old[name].values, err_msg=name)
     assert list(new.rule.values) == list(old.rule.values) and list(new.n_hidden.values) == list(old.n_hidden.values)
+
+
+def test_a_03_development_study_rewritten_passes_the_checker(tmp_path):
+    """``rule_label`` comes back as the ``rule`` index and leaves no trace in the file written again."""
+    old = cfa.open_results(LABEL_STUDY)
+    cfa.save_results(old, tmp_path / "again.nc")
+    assert_cf_clean(tmp_path / "again.nc")
+    with xr.open_dataset(tmp_path / "again.nc", engine="netcdf4") as raw:
+        assert "rule_label" not in raw.variables and list(raw.indexes["rule"]) == list(old.indexes["rule"])
+        assert all("rule_label" not in raw[v].encoding.get("coordinates", "") for v in raw.variables)
+    assert "rule_label" in old["test_accuracy"].encoding.get("coordinates", "")  # what there was to drop
+    assert "coordinates" in old["test_accuracy"].encoding  # saving left the Dataset passed in alone
 
 
 def test_plain_xarray_reads_the_names_open_results_gives(files):
