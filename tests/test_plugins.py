@@ -273,7 +273,7 @@ def test_run_and_sweep_train_the_plugin_rule_here_and_on_dask_workers(trained):
     assert run.attrs["status"] == "ok" and np.isfinite(float(run.test_accuracy.isel(step=-1)))
     study = cfa.open_results(trained / "study.nc")
     assert list(study.rule.values) == ["scaled_fa", "fa"] and (study.status == "ok").all()
-    start = study.isel(step=0, depth=0, seed=0).sel(layer=1)  # the workers trained the plugin's class
+    start = study.isel(step=0, n_hidden=0, seed=0).sel(layer=1)  # the workers trained the plugin's class
     np.testing.assert_allclose(start.delta_norm.sel(rule="scaled_fa"), 0.5 * start.delta_norm.sel(rule="fa"),
                                rtol=1e-5)
 

@@ -20,6 +20,7 @@ from cortex_fa.results import open_results
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "docs" / "data"
 MARKER = re.compile(r"<!-- table: (?P<name>[\w.-]+) (?P<kind>\w+) -->\n(?P<table>(\|.*\|\n)+)")
+HYBRID_MARKER = re.compile(r"<!-- hybrid-table: (?P<name>[\w.-]+) -->\n(?P<table>(\|.*\|\n)+)")
 
 
 def quoted_tables():
@@ -65,6 +66,7 @@ def test_committed_study_file_opens(path):
 
 def test_every_committed_study_is_quoted_somewhere():
     quoted = {p.values[0] for p in quoted_tables()}
+    quoted |= {m["name"] for page in (ROOT / "docs").glob("*.md") for m in HYBRID_MARKER.finditer(page.read_text())}
     assert {p.stem for p in DATA.glob("*.nc")} <= quoted
 
 
@@ -113,8 +115,6 @@ def test_a_run_stuck_at_chance_is_named_by_the_report():
     assert len(lines) == 1 and lines[0].startswith("rule=bp n_hidden=7 seed=1:") and "10.90 %" in lines[0]
     assert stuck_runs(open_results(DATA / "depth_study_converged.nc")) == []
 
-
-HYBRID_MARKER = re.compile(r"<!-- hybrid-table: (?P<name>[\w.-]+) -->\n(?P<table>(\|.*\|\n)+)")
 
 
 @pytest.mark.parametrize("page", sorted((ROOT / "docs").glob("*.md")), ids=lambda p: p.stem)
