@@ -177,6 +177,12 @@ def breaking_depth(study: xr.Dataset, margin: float = 0.5, reference: str = "bp"
     excludes zero. NaN if that never happens (or with a single seed).
     ``metric`` is one of :data:`ERROR_KINDS`; by default ``"selected"``
     when the study has a validation split, else ``"final"``.
+
+    Superseded by :func:`cortex_fa.verdicts.breaking_depth`, which
+    ``cortex-fa report``, the figures and the app use: it compares counts
+    of misclassified images, so no float tie decides it (a gap of exactly
+    the margin is stored as 0.5000000000000004 points and counts as beyond
+    it here), and it can answer "undetermined". Kept for old callers.
     """
     from cortex_fa.errors import ResultsError
 

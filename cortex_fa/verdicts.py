@@ -38,6 +38,13 @@ from cortex_fa.errors import ResultsError
 KEEPS_UP, FALLS_BEHIND, AHEAD, UNDETERMINED = "keeps up", "falls behind", "ahead", "undetermined"
 NO_DATA = "no data"
 N_TEST = 10_000
+NONE = "none"  # a breaking depth: no depth studied falls behind
+# What each test-error metric is, for table titles and figure notes.
+METRIC_TEXT = {
+    "selected": "selected test error (at the epoch of best validation accuracy)",
+    "final": "final test error (at the last logged epoch)",
+    "oracle_best": "oracle-best test error (the test-set minimum: optimistic)",
+}
 
 
 def depth_dim(study) -> str:
@@ -105,7 +112,9 @@ def verdicts(study: xr.Dataset, margin: float = 0.5, reference: str = "bp", metr
         Over ``rule`` x depth (and any other run dims but ``seed``):
         ``diff_mean``, ``diff_lo``, ``diff_hi`` (images), the same ``*_pp``
         in percentage points, ``n`` (paired seeds) and ``verdict`` (str);
-        attributes ``margin_images``, ``reference``, ``metric``.
+        attributes ``margin_images``, ``margin_pp`` (the margin in points
+        that those whole images make), ``n_test``, ``reference``, ``metric``
+        and ``level``.
     """
     if reference not in study["rule"].values:
         raise ResultsError(f"reference rule '{reference}' is not in the study "
@@ -127,9 +136,14 @@ def verdicts(study: xr.Dataset, margin: float = 0.5, reference: str = "bp", metr
     out = xr.Dataset({"diff_mean": mean, "diff_lo": lo, "diff_hi": hi, "n": n.astype(int), "verdict": word.astype(str)})
     for k in ("mean", "lo", "hi"):
         out[f"diff_{k}_pp"] = out[f"diff_{k}"] * 100.0 / n_test
-    out.attrs.update(margin_images=margin_images, margin_pp=margin, reference=reference,
-                     metric=metric or analysis.default_metric(study), level=level)
+    out.attrs.update(margin_images=margin_images, margin_pp=margin_images * 100.0 / n_test, n_test=n_test,
+                     reference=reference, metric=metric or analysis.default_metric(study), level=level)
     return out
+
+
+def margin_text(v: xr.Dataset) -> str:
+    """The margin of a :func:`verdicts` result in images and points: ``"50 images = 0.5 pp"``."""
+    return f"{int(v.attrs['margin_images'])} images = {float(v.attrs['margin_pp']):g} pp"
 
 
 def breaking_depth(study_or_verdicts: xr.Dataset, **kwargs) -> xr.DataArray:
@@ -145,7 +159,7 @@ def breaking_depth(study_or_verdicts: xr.Dataset, **kwargs) -> xr.DataArray:
                 return str(d)
             if w in (UNDETERMINED, NO_DATA):
                 return UNDETERMINED
-        return "none"
+        return NONE
 
     out = xr.apply_ufunc(np.vectorize(first, signature="(d)->()", otypes=[object]), words,
                          input_core_dims=[[dim]]).astype(str)

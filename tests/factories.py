@@ -12,6 +12,8 @@ make_run_dataset
     One run: dims ``step``, ``layer``.
 make_study_dataset
     A study: dims ``rule``, ``n_hidden``, ``seed``, ``step``, ``layer``.
+make_count_study
+    A bare study whose runs end with given counts of misclassified test images.
 """
 
 from __future__ import annotations
@@ -162,3 +164,25 @@ def make_study_dataset(rules=("bp", "fa"), depths=(1, 2, 3), seeds=(0, 1), epoch
                                        "seed": [int(s) for s in seeds]})
     study.attrs["created"] = "2024-01-01T00:00:00+00:00"
     return study
+
+
+def make_count_study(errors: dict, depths=(1, 3, 5), dim="n_hidden", n_test: int = 10_000) -> xr.Dataset:
+    """A study whose runs end with the given misclassified counts: ``{rule: [[count per seed] per depth]}``.
+
+    Two steps (0 and 100); validation accuracy peaks at the last step, so the
+    selected error is the last test error. Only ``test_accuracy``,
+    ``validation_accuracy`` and ``status``: enough for verdicts, the report's
+    verdict tables and the error-vs-depth figure.
+    """
+    rules = list(errors)
+    seeds = len(next(iter(errors.values()))[0])
+    acc = np.zeros((len(rules), len(depths), seeds, 2))
+    for i, rule in enumerate(rules):
+        for j, per_seed in enumerate(errors[rule]):
+            acc[i, j, :, 0] = 0.1
+            acc[i, j, :, 1] = 1.0 - np.asarray(per_seed, float) / n_test
+    val = np.broadcast_to(np.array([0.1, 0.9]), acc.shape).copy()
+    dims = ("rule", dim, "seed", "step")
+    return xr.Dataset({"test_accuracy": (dims, acc), "validation_accuracy": (dims, val),
+                       "status": (dims[:3], np.full(acc.shape[:3], "ok"))},
+                      coords={"rule": rules, dim: list(depths), "seed": list(range(seeds)), "step": [0, 100]})

@@ -163,7 +163,7 @@ def test_report_cli_prints_and_writes_tables(tmp_path, capsys):
     bp = [[0.980, 0.982, 0.978]] * 3
     fa = [[0.980, 0.982, 0.978], [0.976, 0.978, 0.974], [0.950, 0.955, 0.945]]
     study = make_study({"bp": bp, "fa": fa})
-    study["status"][0, 0, 0] = "diverged"  # bp at depth 1 counts at chance: fa still breaks at depth 3
+    study["status"][0, 0, 0] = "diverged"  # bp at depth 1, seed 0 counts at chance in the final error
     study["config_hash"] = xr.full_like(study.status, "0123456789abcdef", dtype="U16")
     study["diverged_at_step"] = xr.full_like(study.status, 25, dtype=int)
     study.attrs.update(title="cortex_fa results", cortex_fa_version="0.1.0", Conventions="CF-1.8")
@@ -171,11 +171,22 @@ def test_report_cli_prints_and_writes_tables(tmp_path, capsys):
     save_results(study, path)
     assert main(["report", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "Breaking depth" in out and "rule=bp n_hidden=1 seed=0: diverged at step 25 0123456789abcdef" in out
+    assert "Breaking depth vs bp" in out and "rule=bp n_hidden=1 seed=0: diverged at step 25 0123456789abcdef" in out
     md = (tmp_path / "study.report.md").read_text()
-    assert "### Final test error" in md and "| fa | 3 |" in md
+    assert "### Final test error" in md
+    # fa against bp in images: depth 1 spread wide by bp's diverged seed (-8800, 0, 0), +40 in every seed at
+    # depth 2, +300 on average at 3. The verdicts' breaking depth is undetermined: depth 1 could not be decided.
+    assert "| fa | 1 | -2933.3 [-15554.4, +9687.8] | -29.33 [-155.54, +96.88] | 3 | undetermined |" in md
+    assert "| fa | 2 | +40.0 [+40.0, +40.0] | +0.40 [+0.40, +0.40] | 3 | keeps up |" in md
+    assert "| fa | 3 | +300.0 [+225.5, +374.5] | +3.00 [+2.25, +3.75] | 3 | falls behind |" in md
+    assert "| fa | undetermined |" in md
     breaking = (tmp_path / "study.breaking_depth.csv").read_text().splitlines()
-    assert breaking[0] == "rule,breaking_depth" and breaking[2] == "fa,3.0" and breaking[1] == "bp,"
+    assert breaking == ["rule,breaking_depth,reference,metric,margin_images,margin_pp",
+                        "fa,undetermined,bp,final,50,0.5"]  # bp is the reference: no row
+    verdicts = (tmp_path / "study.verdicts.csv").read_text().splitlines()
+    assert verdicts[0] == ("rule,n_hidden,diff_mean,diff_lo,diff_hi,diff_mean_pp,diff_lo_pp,diff_hi_pp,n,verdict,"
+                           "reference,metric,margin_images,margin_pp")
+    assert verdicts[2] == "fa,2,40.0,40.0,40.0,0.4,0.4,0.4,3,keeps up,bp,final,50,0.5"
     assert (tmp_path / "study.epochs_to_0.95.csv").exists() and (tmp_path / "study.gradient_flow.csv").exists()
 
 

@@ -228,3 +228,64 @@ def test_the_headline_of_a_study_with_validation_is_the_selected_error():
     drawn = columns(dash.panes["error"].get_root(), "test_error")
     want = err.mean("seed").sel(rule="bp").values
     assert any(a.shape == want.shape and np.allclose(a, want) for a in drawn)
+
+
+def test_the_error_view_marks_the_verdicts_breaking_depth_and_the_undetermined_one():
+    import holoviews as hv
+
+    from cortex_fa.viz.layout import CAPTIONS
+
+    study = make_study_dataset(rules=("bp", "fa", "dfa"), depths=(1, 2, 3), seeds=(0, 1, 2), epochs=2)
+    acc = study["test_accuracy"].copy()
+    bp = 1.0 - np.array([200, 210, 190]) / 10_000
+    end = dict(step=acc.step[-1])
+    acc.loc[dict(rule="bp", **end)] = bp
+    acc.loc[dict(rule="fa", **end)] = np.stack([bp - 0.001, bp - 0.002, bp - 0.02])  # +10, +20, +200 images
+    acc.loc[dict(rule="dfa", **end)] = bp - 0.005  # exactly the margin in every seed: undetermined
+    dash = create_app(study.assign(test_accuracy=acc)).dashboards[0]
+    fig = dash.figures["error"]
+    marks = {s.label: s for s in fig.traverse(lambda x: x, [hv.Scatter])
+             if "breaking_depth" in [d.name for d in s.vdims] or s.label == "breaking depth undetermined"}
+    assert list(marks["fa"].dimension_values("n_hidden")) == [3]
+    assert list(marks["breaking depth undetermined"].dimension_values("n_hidden")) == [1]  # dfa: a ring, no cross
+    drawn = columns(dash.panes["error"].get_root(), "n_hidden")
+    assert any(list(a) == [3] for a in drawn) and any(list(a) == [1] for a in drawn)
+    assert "undetermined" in CAPTIONS["error"] and "falls behind" in CAPTIONS["error"]
+
+
+def stopped_early(study, last):
+    """``study`` with each seed's step metrics NaN after step ``last[seed]`` (early stopping)."""
+    steps = study["step"].values
+    out = study.copy()
+    for var in ("test_accuracy", "test_loss", "train_accuracy", "train_loss", "delta_alignment", "weight_alignment"):
+        da = out[var].copy()
+        for seed, stop in last.items():
+            da.loc[dict(seed=seed, step=steps[steps > stop])] = np.nan
+        out[var] = da
+    return out
+
+
+def test_the_app_draws_no_seed_band_or_mean_where_a_seed_has_stopped():
+    import holoviews as hv
+
+    study = stopped_early(make_study_dataset(rules=("bp", "fa"), depths=(1, 2), seeds=(0, 1, 2), epochs=4),
+                          {0: 200, 1: 300, 2: 400})
+    dash = create_app(study).dashboards[0]
+    dash.w["logx"].value = False
+    for view in ("curves", "alignment"):
+        bands = [part for poly in dash.figures[view].traverse(lambda x: x, [hv.Polygons]) for part in poly.split()]
+        assert bands
+        for part in bands:
+            assert part.dimension_values("epoch").max() <= 2.0
+            lo, hi = (0, 180) if view == "alignment" else (0, 1)
+            assert lo <= part.dimension_values(1).min() and part.dimension_values(1).max() <= hi
+        curves = dash.figures[view].traverse(lambda x: x, [hv.Curve])
+        assert max(c.dimension_values("epoch").max() for c in curves if len(c)) == pytest.approx(2.0)
+    # The depth profile at the player's step: the seed mean only where every seed reached that step.
+    dash.player.value = 400
+    assert not any(len(el) for el in dash.figures["profile"].traverse(lambda x: x, [hv.Scatter]))
+    dash.player.value = 200
+    assert any(len(el) for el in dash.figures["profile"].traverse(lambda x: x, [hv.Scatter]))
+    dash.w["seeds"].value = "each"  # per seed: every run to its end
+    dash.player.value = 400
+    assert any(len(el) for el in dash.figures["profile"].traverse(lambda x: x, [hv.Scatter]))

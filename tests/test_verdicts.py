@@ -4,28 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import xarray as xr
+from factories import make_count_study as study_of
 
 from cortex_fa import verdicts as V
-
-
-def study_of(errors: dict, depths=(1, 3, 5), dim="n_hidden"):
-    """A study whose runs end with the given misclassified counts: ``{rule: [[count per seed] per depth]}``.
-
-    Validation accuracy peaks at the last step, so the selected error is the last test error.
-    """
-    rules = list(errors)
-    seeds = len(next(iter(errors.values()))[0])
-    acc = np.zeros((len(rules), len(depths), seeds, 2))
-    for i, rule in enumerate(rules):
-        for j, per_seed in enumerate(errors[rule]):
-            acc[i, j, :, 0] = 0.1
-            acc[i, j, :, 1] = 1.0 - np.asarray(per_seed, float) / V.N_TEST
-    val = np.broadcast_to(np.array([0.1, 0.9]), acc.shape).copy()
-    dims = ("rule", dim, "seed", "step")
-    return xr.Dataset({"test_accuracy": (dims, acc), "validation_accuracy": (dims, val),
-                       "status": (dims[:3], np.full(acc.shape[:3], "ok"))},
-                      coords={"rule": rules, dim: list(depths), "seed": list(range(seeds)), "step": [0, 100]})
 
 
 def test_the_exact_tie_is_not_beyond_the_margin():
@@ -81,3 +62,73 @@ def test_a_missing_reference_is_refused():
 
     with pytest.raises(ResultsError, match="reference rule 'bp' is not in the study"):
         V.verdicts(study_of({"fa": [[1, 2]] * 3}))
+
+
+def test_the_margin_in_whole_images_and_its_text():
+    v = V.verdicts(study_of({"bp": [[200, 210, 190]] * 3, "fa": [[220, 230, 210]] * 3}), margin=0.123)
+    assert v.attrs["margin_images"] == 12 and v.attrs["margin_pp"] == 0.12  # the points those 12 images make
+    assert V.margin_text(v) == "12 images = 0.12 pp"
+
+
+def exact_margin_study():
+    """bp and dfa over two depths; dfa misclassifies exactly 50 more test images than bp in every seed."""
+    from factories import make_study_dataset
+
+    study = make_study_dataset(rules=("bp", "dfa"), depths=(1, 2), seeds=(0, 1, 2), epochs=2)
+    bp = 1.0 - np.array([200, 210, 190]) / V.N_TEST
+    last = study["test_accuracy"].copy()
+    last.loc[dict(rule="bp", step=last.step[-1])] = bp[None, :]
+    last.loc[dict(rule="dfa", step=last.step[-1])] = bp[None, :] - 0.005  # stored as 0.5000000000000004 pp more
+    return study.assign(test_accuracy=last)
+
+
+def test_report_on_a_gap_exactly_at_the_margin_says_undetermined(tmp_path, capsys):
+    from cortex_fa import analysis
+    from cortex_fa.cli import main
+    from cortex_fa.results import save_results
+
+    study = exact_margin_study()
+    assert float(analysis.breaking_depth(study).sel(rule="dfa")) == 1  # the old float rule: a tie decides it
+    save_results(study, tmp_path / "tie.nc")
+    assert main(["report", str(tmp_path / "tie.nc")]) == 0
+    out = capsys.readouterr().out
+    title = ("Verdicts vs bp on the final test error (at the last logged epoch), margin 50 images = 0.5 pp: "
+             "rule minus bp in misclassified test images (of 10,000) and in points")
+    assert title in out
+    rows = [line.split() for line in out.split(title)[1].split("\n\n")[0].splitlines()[2:]]
+    assert [r[:2] + r[-2:] for r in rows] == [["dfa", "1", "3", "undetermined"], ["dfa", "2", "3", "undetermined"]]
+    assert "+50.0 [+50.0, +50.0]" in out and "+0.50 [+0.50, +0.50]" in out
+    assert "Breaking depth vs bp on the final test error (at the last logged epoch), margin 50 images = 0.5 pp" in out
+    assert out.split("Breaking depth vs bp")[1].split("\n\n")[0].splitlines()[-1].split() == ["dfa", "undetermined"]
+    md = (tmp_path / "tie.report.md").read_text()
+    assert "### Verdicts vs bp on the final test error" in md and "| dfa | undetermined |" in md
+    assert (tmp_path / "tie.breaking_depth.csv").read_text().splitlines()[1] == "dfa,undetermined,bp,final,50,0.5"
+    assert (tmp_path / "tie.verdicts.csv").read_text().splitlines()[1].startswith("dfa,1,50.0,50.0,50.0,0.5,0.5,0.5,3,undetermined,")
+
+
+def test_report_margin_and_reference_flags_reach_the_verdicts(tmp_path, capsys):
+    from cortex_fa.cli import main
+    from cortex_fa.results import save_results
+
+    save_results(exact_margin_study(), tmp_path / "tie.nc")
+    assert main(["report", str(tmp_path / "tie.nc"), "--margin", "0.4", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "margin 40 images = 0.4 pp" in out
+    assert out.split("Breaking depth vs bp")[1].split("\n\n")[0].splitlines()[-1].split() == ["dfa", "1"]
+    assert main(["report", str(tmp_path / "tie.nc"), "--margin", "0.4", "--reference", "dfa", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "Verdicts vs dfa" in out and "images (rule - dfa)" in out
+    assert "-50.0 [-50.0, -50.0]" in out and " ahead" in out
+    assert out.split("Breaking depth vs dfa")[1].split("\n\n")[0].splitlines()[-1].split() == ["bp", "none"]
+    assert not list(tmp_path.glob("*.csv"))  # --no-write
+
+
+def test_report_without_the_reference_has_no_verdict_tables():
+    from factories import make_study_dataset
+
+    from cortex_fa.cli.report import build_tables
+
+    names = [t.name for t in build_tables(make_study_dataset(rules=("fa", "dfa"), depths=(1, 2), seeds=(0, 1)))]
+    assert "verdicts" not in names and "breaking_depth" not in names
+    names = [t.name for t in build_tables(make_study_dataset(rules=("bp", "fa"), depths=(1, 2), seeds=(0, 1)))]
+    assert names.index("verdicts") + 1 == names.index("breaking_depth")

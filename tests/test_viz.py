@@ -96,20 +96,97 @@ def test_alignment_curves_plot_each_layer_against_updates(study):
     np.testing.assert_allclose(l2.dimension_values("delta_alignment"), expected.values)
 
 
-def test_error_vs_depth_matches_final_accuracy_and_marks_breaking_depth(study):
+def test_error_vs_depth_matches_final_accuracy(study):
     fig = figures.test_error_vs_depth(study)
     (fa,) = [c for c in curves(fig, "fa") if c.kdims[0].name == "n_hidden"]
     final = 100 * (1 - study["test_accuracy"].sel(rule="fa").isel(step=-1).mean("seed"))
     np.testing.assert_allclose(fa.dimension_values("test_error"), final.values)
+
+
+def scatters_with(fig, vdim):
+    return [s for s in fig.traverse(lambda x: x, [hv.Scatter]) if vdim in [d.name for d in s.vdims]]
+
+
+def test_error_vs_depth_marks_the_verdicts_breaking_depth_and_rings_an_undetermined_one():
+    from factories import make_count_study
+
+    bp = [[200, 210, 190]] * 3
+    study = make_count_study({
+        "bp": bp,
+        "fa": [[205, 212, 195], [208, 215, 193], [400, 420, 410]],  # keeps up, keeps up, falls behind at 5
+        "dfa": [[250, 260, 240]] * 3,  # exactly the margin (+50 images) in every seed: undetermined
+        "kp": [[205, 212, 195]] * 3,  # keeps up everywhere: none
+    })
+    fig = figures.test_error_vs_depth(study)
+    crosses = scatters_with(fig, "breaking_depth")
+    assert [(c.label, list(c.dimension_values("n_hidden"))) for c in crosses] == [("fa", [5])]
+    (ring,) = [s for s in fig.traverse(lambda x: x, [hv.Scatter]) if s.label == "breaking depth undetermined"]
+    assert list(ring.dimension_values("n_hidden")) == [1]  # dfa's first undetermined depth, no cross
+    assert list(ring.dimension_values("verdict")) == ["undetermined"]
+    assert ring.opts.get("style", backend="bokeh").kwargs["fill_alpha"] == 0  # open: not a breaking point
+    (dfa,) = [c for c in curves(fig, "dfa")]
+    assert set(dfa.dimension_values("verdict")) == {"undetermined"}  # hover: the verdict per depth
+    title = fig.opts.get(backend="bokeh").kwargs["title"]
+    assert "breaking depth vs bp" in title and "50 images = 0.5 pp" in title
+    hv.renderer("bokeh").get_plot(fig)
+    hv.renderer("matplotlib").get_plot(fig)
+    # without the reference: no marks, no verdicts, still a figure
+    fig = figures.test_error_vs_depth(study.sel(rule=["fa", "kp"]))
+    assert not scatters_with(fig, "breaking_depth") and not scatters_with(fig, "verdict")
+    assert "no bp to compare with" in fig.opts.get(backend="bokeh").kwargs["title"]
+
+
+def test_breaking_depth_of_the_figures_is_the_verdicts_one():
+    from factories import make_count_study
+
     from cortex_fa.viz.data import breaking_depth
 
-    bd = breaking_depth(study).sel(rule="fa")
-    crosses = [s for s in fig.traverse(lambda x: x, [hv.Scatter])
-               if "breaking_depth" in [d.name for d in s.vdims]]
-    if np.isfinite(bd):
-        assert crosses and crosses[0].dimension_values("n_hidden")[0] == bd
-    else:
-        assert not crosses
+    study = make_count_study({"bp": [[200, 210, 190]] * 3, "fa": [[205, 212, 195], [240, 300, 350], [400, 420, 410]]})
+    bd = breaking_depth(study)
+    assert bd.sel(rule="fa").item() == "undetermined" and bd.sel(rule="bp").item() == "none"
+    assert set(breaking_depth(study.sel(rule=["fa"])).values) == {"no data"}
+
+
+def test_seed_band_stops_at_the_last_common_step_and_stays_inside_0_1():
+    """Seeds of different lengths (early stopping), accuracies near 1: no band past the last common step, none above 1."""
+    study = make_study_dataset(rules=("bp", "fa"), depths=(1, 2), seeds=(0, 1, 2), epochs=4)
+    steps = study["step"].values
+    rng = np.random.default_rng(0)
+    acc = study["test_accuracy"].copy()
+    acc[:] = np.where(np.isfinite(acc), np.clip(0.995 + rng.normal(0, 0.004, acc.shape), 0, 1), np.nan)
+    last = {0: 200, 1: 300, 2: 400}  # seed 0 stopped after epoch 2, seed 1 after 3, seed 2 ran all 4
+    for seed, stop in last.items():
+        acc.loc[dict(seed=seed, step=steps[steps > stop])] = np.nan
+    study = study.assign(test_accuracy=acc)
+    panel = figures.learning_curves(study, logx=False)[2]
+    band = [p for p in panel.traverse(lambda x: x, [hv.Polygons])]
+    assert band, "a band is drawn"
+    (fa,) = curves(panel, "fa")
+    last_epoch = study["epoch"].sel(step=200).item()
+    for poly in band:
+        for part in poly.split():
+            xs, ys = part.dimension_values("epoch"), part.dimension_values("test_accuracy")
+            assert xs.max() <= last_epoch + 1e-9, "no band point past the last step every seed reached"
+            assert ys.min() >= 0 and ys.max() <= 1, "no band point outside [0, 1]"
+    assert fa.dimension_values("epoch").max() == pytest.approx(last_epoch)  # the mean stops with the band
+    # unclipped, this t-interval of 3 seeds at 0.995 +- 0.004 would reach past 1
+    st = seed_stats(acc.sel(rule="fa", n_hidden=2, step=steps[steps <= 200]).dropna("step"))
+    assert float(st["hi"].max()) > 1
+    # per-seed mode still shows every run to its end
+    each = figures.learning_curves(study, seeds="each", logx=False)[2]
+    assert max(c.dimension_values("epoch").max() for c in curves(each, "fa")) == pytest.approx(4.0)
+
+
+def test_value_range_and_clipped_stats():
+    import xarray as xr
+
+    from cortex_fa.viz.data import value_range
+
+    assert value_range("test_accuracy") == (0, 1) and value_range("test_error", "%") == (0, 100)
+    assert value_range("delta_alignment", "degree") == (0, 180) and value_range("train_loss")[0] == 0
+    da = xr.DataArray([[179.0, 170.0], [1.0, 20.0]], dims=("step", "seed"))
+    st = seed_stats(da, bounds=value_range("weight_alignment"))
+    assert float(st["hi"][0]) == 180 and float(st["lo"][1]) == 0
 
 
 def test_heatmap_shows_the_last_hidden_layer_of_each_depth(study):

@@ -8,89 +8,31 @@ Example::
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from cortex_fa.cli.tables import Table, interval, render_markdown, render_text, verdict_tables, wide, without
 from cortex_fa.errors import ConfigError, CortexFAError, choices_text, did_you_mean
-
-HEADING = {"n_hidden": "depth"}  # column headings: the word people read for a dim, where it differs
-
-
-@dataclass
-class Table:
-    """One report table: ``text`` (formatted cells) for people, ``data`` (numbers) for CSV."""
-
-    name: str
-    title: str
-    text: object  # pandas.DataFrame of str
-    data: object  # pandas.DataFrame of numbers
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "report", help="tables of a study: errors, breaking depth, convergence, alignment",
+        "report", help="tables of a study: errors, verdicts vs bp and breaking depth, convergence, alignment",
         description="Print a study's tables (rule x depth) and write them next to the file as "
                     "<stem>.report.md and <stem>.<table>.csv.",
     )
     p.add_argument("path", help="study file, run file, run directory or quoted glob of run files")
-    p.add_argument("--margin", type=float, default=0.5, help="breaking depth: percentage points behind the reference (0.5)")
-    p.add_argument("--reference", default=None, help="breaking depth: reference rule (default bp, if in the study)")
+    p.add_argument("--margin", type=float, default=0.5,
+                   help="verdicts and breaking depth: margin in percentage points of test error, turned into whole "
+                        "test images (0.5 = 50 of 10,000)")
+    p.add_argument("--reference", default=None,
+                   help="verdicts and breaking depth: reference rule (default bp, if in the study)")
     p.add_argument("--metric", choices=("selected", "final", "oracle_best"), default=None,
-                   help="test error used for the breaking depth (default: selected, i.e. at the best-validation "
+                   help="test error the verdicts compare (default: selected, i.e. at the best-validation "
                         "epoch, when the study has a validation split; else final)")
     p.add_argument("--no-write", action="store_true", help="print only; write no files")
     p.set_defaults(func=main)
-
-
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None or not np.isfinite(value) else format(value, spec)
-
-
-def _wide(da, col: str, spec: str, name: str, title: str, *, over: str | None = None) -> Table:
-    """Rows: every dim but ``col`` (rule first); columns: ``col``.
-
-    With ``over`` (a dim of ``da``, e.g. ``seed``) cells show the mean over it
-    and, where some values are NaN, how many were finite: ``3.00 (2/3)``.
-    """
-    count, total = (da.count(over), da.sizes[over]) if over else (None, None)
-    da = da.mean(over) if over else da
-    rows = [d for d in da.dims if d != col]
-    frame = da.transpose(*rows, col).to_dataframe(name=name)[name].unstack(col)
-    text = frame.map(lambda v: _fmt(v, spec))
-    if over:
-        counts = count.transpose(*rows, col).to_dataframe(name="n")["n"].unstack(col)
-        text = text.where((counts >= total) | (counts == 0), text + counts.map(lambda k: f" ({k}/{total})"))
-    frame.columns = text.columns = [f"{HEADING.get(col, col)} {c}" for c in frame.columns]
-    return Table(name, title, text, frame)
-
-
-def _without(table: Table, mask) -> Table:
-    """Blank the cells of a :func:`_wide` table where ``mask`` (same dims) holds; drop all-blank rows."""
-    rows = [d for d in mask.dims if d != "layer"]
-    hide = mask.transpose(*rows, "layer").to_dataframe(name="m")["m"].unstack("layer")
-    hide.columns = [f"layer {c}" for c in hide.columns]
-    hide = hide.reindex(index=table.text.index, columns=table.text.columns).fillna(False).astype(bool)
-    keep = ~hide.all(axis=1)
-    text, data = table.text.mask(hide, ""), table.data.mask(hide)
-    return Table(table.name, table.title, text[keep], data[keep])
-
-
-def _interval(summary, kind: str, col: str, name: str, title: str) -> Table:
-    mean, lo, hi = (summary[f"{kind}_{k}"] for k in ("mean", "lo", "hi"))
-    rows = [d for d in mean.dims if d != col]
-    cells = {}
-    for key in ("mean", "lo", "hi"):
-        cells[key] = summary[f"{kind}_{key}"].transpose(*rows, col).to_dataframe(name="v")["v"].unstack(col)
-    text = cells["mean"].copy().astype(object)
-    for r in text.index:
-        for c in text.columns:
-            m, a, b = (cells[k].loc[r, c] for k in ("mean", "lo", "hi"))
-            text.loc[r, c] = _fmt(m, ".2f") + ("" if not np.isfinite(a) else f" [{a:.2f}, {b:.2f}]")
-    text.columns = [f"{HEADING.get(col, col)} {c}" for c in text.columns]
-    data = summary[[f"{kind}_mean", f"{kind}_lo", f"{kind}_hi", "n"]].to_dataframe()
-    return Table(name, title, text, data)
 
 
 ERROR_TITLES = {
@@ -106,7 +48,7 @@ def summary_table(study) -> str:
     from cortex_fa import analysis
 
     kind = analysis.default_metric(study)
-    table = _interval(analysis.error_summary(study), kind, "n_hidden", f"{kind}_error", ERROR_TITLES[kind])
+    table = interval(analysis.error_summary(study), kind, "n_hidden", f"{kind}_error", ERROR_TITLES[kind])
     return render_text(table)
 
 
@@ -117,12 +59,12 @@ def _selection_tables(study) -> list[Table]:
     sel = selection.selection(study)
     done = sel.epochs_done.where(study["status"] != "missing")
     return [
-        _wide(sel.best_validation_epoch, "n_hidden", ".1f", "best_validation_epoch",
-              "Epoch of best validation accuracy (mean over seeds)", over="seed"),
-        _wide(done, "n_hidden", ".1f", "epochs_trained", "Epochs trained (mean over seeds)", over="seed"),
-        _wide((~sel.converged).where(done.notnull()).sum("seed").where(done.notnull().any("seed")), "n_hidden", ".0f",
-              "not_converged", "Runs NOT converged: they reached the epoch maximum before early stopping "
-              "ended them (their error is not a converged one; raise --epochs)"),
+        wide(sel.best_validation_epoch, "n_hidden", ".1f", "best_validation_epoch",
+             "Epoch of best validation accuracy (mean over seeds)", over="seed"),
+        wide(done, "n_hidden", ".1f", "epochs_trained", "Epochs trained (mean over seeds)", over="seed"),
+        wide((~sel.converged).where(done.notnull()).sum("seed").where(done.notnull().any("seed")), "n_hidden", ".0f",
+             "not_converged", "Runs NOT converged: they reached the epoch maximum before early stopping "
+             "ended them (their error is not a converged one; raise --epochs)"),
     ]
 
 
@@ -134,49 +76,46 @@ def build_tables(study, *, margin=0.5, reference="bp", metric=None) -> list[Tabl
     s = analysis.error_summary(study)
     validated = analysis.has_validation(study)
     kinds = ("selected", "final", "oracle_best") if validated else ("final", "oracle_best")
-    tables = [_interval(s, k, "n_hidden", f"{k}_error", ERROR_TITLES[k]) for k in kinds]
+    tables = [interval(s, k, "n_hidden", f"{k}_error", ERROR_TITLES[k]) for k in kinds]
     if validated:
         tables += _selection_tables(study)
         for dim in (d for d in study.dims if d not in ("rule", "n_hidden", "seed", *RUN_INTERNAL_DIMS)):
             choice = selection.choose_option(study, dim)
-            table = _wide(choice.score, dim, ".2f", f"choose_{dim}",
-                          f"Best validation accuracy (%) per {dim}, mean over depths and seeds; "
-                          f"chosen {dim} per rule: " + ", ".join(
-                              f"{r}={v:g}" if isinstance(v, float) else f"{r}={v}"
-                              for r, v in zip(choice.rule.values, choice.chosen.values)))
+            table = wide(choice.score, dim, ".2f", f"choose_{dim}",
+                         f"Best validation accuracy (%) per {dim}, mean over depths and seeds; "
+                         f"chosen {dim} per rule: " + ", ".join(
+                             f"{r}={v:g}" if isinstance(v, float) else f"{r}={v}"
+                             for r, v in zip(choice.rule.values, choice.chosen.values)))
             tables.append(table)
-    metric = metric or analysis.default_metric(study)
     if reference in study["rule"].values:
-        bd = analysis.breaking_depth(study, margin=margin, reference=reference, metric=metric)
-        tables.append(Table("breaking_depth", f"Breaking depth: smallest depth where the {metric} test error exceeds "
-                            f"{reference}'s by > {margin} pp and the paired 95% interval excludes 0 ('-': never)",
-                            bd.to_dataframe()[["breaking_depth"]].map(lambda v: _fmt(v, ".0f")),
-                            bd.to_dataframe()[["breaking_depth"]]))
+        from cortex_fa import verdicts
+
+        tables += verdict_tables(verdicts.verdicts(study, margin=margin, reference=reference, metric=metric))
     on = "validation" if validated else "test"
     conv = analysis.convergence(study, on=on)
     for th in conv.threshold.values:
-        tables.append(_wide(conv.epochs_to.sel(threshold=th), "n_hidden", ".2f", f"epochs_to_{th:g}",
-                            f"Epochs to {100 * th:g}% {on} accuracy (mean over the seeds that reached it, "
-                            "(k/n) if not all did; '-': none did)", over="seed"))
-        tables.append(_wide(conv.seconds_to.sel(threshold=th), "n_hidden", ".1f", f"seconds_to_{th:g}",
-                            f"Training seconds to {100 * th:g}% {on} accuracy", over="seed"))
-    tables.append(_wide(conv.seconds_per_epoch.mean("seed"), "n_hidden", ".2f", "seconds_per_epoch",
-                        "Training seconds per epoch (metrics and test evaluation excluded)"))
+        tables.append(wide(conv.epochs_to.sel(threshold=th), "n_hidden", ".2f", f"epochs_to_{th:g}",
+                           f"Epochs to {100 * th:g}% {on} accuracy (mean over the seeds that reached it, "
+                           "(k/n) if not all did; '-': none did)", over="seed"))
+        tables.append(wide(conv.seconds_to.sel(threshold=th), "n_hidden", ".1f", f"seconds_to_{th:g}",
+                           f"Training seconds to {100 * th:g}% {on} accuracy", over="seed"))
+    tables.append(wide(conv.seconds_per_epoch.mean("seed"), "n_hidden", ".2f", "seconds_per_epoch",
+                       "Training seconds per epoch (metrics and test evaluation excluded)"))
     for var in ("delta_alignment", "weight_alignment"):
         al = analysis.alignment_summary(study, var)
-        tables.append(_wide(al.final.mean("seed"), "layer", ".1f", f"{var}_final", f"{var} at the end (degrees), per layer"))
+        tables.append(wide(al.final.mean("seed"), "layer", ".1f", f"{var}_final", f"{var} at the end (degrees), per layer"))
         # bp's angles and every readout's delta angle are 0 by construction, and layers that a
         # depth lacks (or layer 1's weight angle) are never measured: blank cells, not news
         top = study[var].max("step")
         trivial = ((top < 1e-3) | top.isnull()).all("seed")  # 0 up to the rounding of arccos near 1
         for angle in al.angle.values:
-            tables.append(_without(_wide(al.epochs_below.sel(angle=angle), "layer", ".2f", f"{var}_below_{angle:g}",
-                                         f"Epoch at which {var} first falls below {angle:g} degrees "
-                                         "('-': never; blank: 0 degrees throughout, as bp and the readout's "
-                                         "delta, or not measured)",
-                                         over="seed"), trivial))
-    tables.append(_wide(analysis.gradient_flow(study).mean("seed"), "layer", ".3g", "gradient_flow",
-                        "Gradient flow: delta_norm per layer / delta_norm of the readout, at the end"))
+            tables.append(without(wide(al.epochs_below.sel(angle=angle), "layer", ".2f", f"{var}_below_{angle:g}",
+                                       f"Epoch at which {var} first falls below {angle:g} degrees "
+                                       "('-': never; blank: 0 degrees throughout, as bp and the readout's "
+                                       "delta, or not measured)",
+                                       over="seed"), trivial))
+    tables.append(wide(analysis.gradient_flow(study).mean("seed"), "layer", ".3g", "gradient_flow",
+                       "Gradient flow: delta_norm per layer / delta_norm of the readout, at the end"))
     return tables
 
 
@@ -208,23 +147,6 @@ def stuck_runs(study) -> list[str]:
         lines.append(f"{where}: best {kind.replace('_', ' ')} {100 * float(best.values[idx]):.2f} % "
                      f"{str(study['config_hash'].values[idx])}")
     return lines
-
-
-def render_text(table: Table) -> str:
-    frame = table.text.reset_index()
-    cols = [str(c) for c in frame.columns]
-    rows = [[str(v) for v in row] for row in frame.itertuples(index=False)]
-    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
-    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
-    return "\n".join([table.title, line(cols), *(line(r) for r in rows)])
-
-
-def render_markdown(table: Table) -> str:
-    frame = table.text.reset_index()
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([f"### {table.title}", "", head, rule, *body])
 
 
 def _stem(path: str) -> Path:

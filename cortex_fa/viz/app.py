@@ -210,12 +210,17 @@ class Dashboard(pn.viewable.Viewer):
         return self._curves(self.angle_var(), view="alignment")
 
     def _profile(self):
-        """Alignment of the chosen layer across network depth at the player's epoch."""
+        """Alignment of the chosen layer across network depth at the player's epoch.
+
+        The seed mean is taken over every step first (:func:`~cortex_fa.viz.data.tidy`),
+        so a depth whose seeds have not all reached the player's step shows no mean
+        there, as the curves do.
+        """
         var, w = self.angle_var(), self.w
         step = self.player.value
-        ds = self.ds.sel(step=[step])
-        ds = ds.assign({var: layer_view(ds[var], w["layer"].value)})
+        ds = self.ds.assign({var: layer_view(self.ds[var], w["layer"].value)})
         df = tidy(ds, var, w["seeds"].value)
+        df = df[df["step"] == step]
         rules = figures.rules_in(self.ds, None)
         items = []
         for rule in figures.rules_in(self.ds, w["rules"].value):

@@ -7,7 +7,6 @@ path serves both. Seed aggregation is a mean with a Student-t 95 % interval.
 
 from __future__ import annotations
 
-import importlib
 import os
 
 import numpy as np
@@ -91,11 +90,45 @@ def epoch_is_shared(ds: xr.Dataset) -> bool:
     return bool((spread.fillna(0) < 1e-9).all())
 
 
-def seed_stats(da: xr.DataArray, dim: str = "seed") -> xr.Dataset:
+def value_range(name: str, units: str | None = None) -> tuple[float, float] | None:
+    """The values variable ``name`` can take (a seed band is clipped to them), or None if unbounded.
+
+    Percentages (``units`` ``"%"``, e.g. the figures' test error): [0, 100];
+    angles (``"degree"`` or a name ending in ``alignment``): [0, 180];
+    accuracies and errors stored as fractions: [0, 1]; losses, norms, ratios
+    and times: [0, inf).
+    """
+    if units == "%":
+        return (0.0, 100.0)
+    if units in ("degree", "degrees") or name.endswith("alignment"):
+        return (0.0, 180.0)
+    if name.endswith(("accuracy", "error")):
+        return (0.0, 1.0)
+    if name.endswith(("loss", "norm", "ratio", "time")):
+        return (0.0, np.inf)
+    return None
+
+
+def seed_stats(da: xr.DataArray, dim: str = "seed", bounds=None, complete_along: str | None = None) -> xr.Dataset:
     """Mean over ``dim`` with a two-sided 95 % Student-t interval.
 
     Returns a Dataset with ``mean``, ``lo``, ``hi`` and ``n`` (finite count).
     With one seed the interval collapses onto the mean.
+
+    Parameters
+    ----------
+    bounds : (float, float), optional
+        The variable's range (see :func:`value_range`): ``lo`` and ``hi`` are
+        clipped to it, so a band never shows an accuracy above 1 or an angle
+        below 0 that no seed can have.
+    complete_along : str, optional
+        A dim such as ``step``. The seeds of a curve are those with a value
+        somewhere along it; ``mean``, ``lo`` and ``hi`` are NaN wherever one
+        of them has none (a run that stopped early is NaN after its last
+        epoch). The mean of the seeds still running is another quantity
+        (survivors only, with a t-interval that balloons as they thin out), so
+        a curve and its band stop together at the last step every seed
+        reached; per-seed views show each run to its end.
     """
     from scipy.stats import t as student_t
 
@@ -104,7 +137,13 @@ def seed_stats(da: xr.DataArray, dim: str = "seed") -> xr.Dataset:
     sd = da.std(dim, ddof=1, skipna=True) if da.sizes[dim] > 1 else xr.zeros_like(mean)
     tq = xr.apply_ufunc(lambda k: student_t.ppf(0.975, np.maximum(k - 1, 1)), n)
     half = (tq * sd / np.sqrt(n.where(n > 0))).where(n > 1, 0.0)
-    return xr.Dataset({"mean": mean, "lo": mean - half, "hi": mean + half, "n": n})
+    lo, hi = mean - half, mean + half
+    if bounds is not None:
+        lo, hi = lo.clip(*bounds), hi.clip(*bounds)
+    if complete_along is not None and complete_along in da.dims:
+        everyone = n >= da.notnull().any(complete_along).sum(dim)
+        mean, lo, hi = mean.where(everyone), lo.where(everyone), hi.where(everyone)
+    return xr.Dataset({"mean": mean, "lo": lo, "hi": hi, "n": n})
 
 
 def tidy(ds: xr.Dataset, var: str, seeds: str = "mean") -> pd.DataFrame:
@@ -117,13 +156,15 @@ def tidy(ds: xr.Dataset, var: str, seeds: str = "mean") -> pd.DataFrame:
     var : str
         Variable to tabulate.
     seeds : {"mean", "each"}
-        ``"mean"`` aggregates seeds into columns ``var``, ``lo``, ``hi``, ``n``;
-        ``"each"`` keeps one row per seed.
+        ``"mean"`` aggregates seeds into columns ``var``, ``lo``, ``hi``, ``n``
+        (see :func:`seed_stats`: the interval is clipped to the variable's
+        :func:`value_range`, and a curve has rows only at the steps where
+        every one of its seeds has a value); ``"each"`` keeps one row per seed.
     """
     da = ds[var].reset_coords(drop=True)
     ep = run_epoch(ds)
     if seeds == "mean":
-        st = seed_stats(da)
+        st = seed_stats(da, bounds=value_range(var, da.attrs.get("units")), complete_along="step")
         out = xr.Dataset({var: st["mean"], "lo": st["lo"], "hi": st["hi"], "n": st["n"],
                           "epoch": ep.mean("seed")})
     else:
@@ -172,26 +213,35 @@ def final_test_error(ds: xr.Dataset) -> xr.DataArray:
     return err.rename("test_error").assign_attrs(long_name=f"{kind} test error", units="%", kind=kind)
 
 
-def breaking_depth(ds: xr.Dataset, margin: float = 0.5, reference: str = "bp") -> xr.DataArray:
-    """Breaking depth per rule, from :mod:`cortex_fa.analysis` when it exists.
+def depth_verdicts(ds: xr.Dataset, margin: float = 0.5, reference: str = "bp") -> xr.Dataset | None:
+    """Per rule and depth, the verdict against ``reference`` (:func:`cortex_fa.verdicts.verdicts`).
 
-    A reference rule missing from ``ds`` gives NaN for every rule rather than an
-    error, so figures of studies without ``bp`` still draw. The local fallback
-    (no :mod:`cortex_fa.analysis`) is the smallest depth at which the seed-mean final test
-    error exceeds the reference rule's by more than ``margin`` percentage
-    points; NaN if that never happens or the reference is absent.
+    On the headline metric (selected with a validation split, else final);
+    None if ``reference`` is not in ``ds`` (no comparison to draw).
     """
-    err = final_test_error(ds).mean("seed")
-    if reference not in err["rule"].values:
-        return xr.full_like(err.isel(n_hidden=0, drop=True), np.nan).rename("breaking_depth")
-    try:
-        analysis = importlib.import_module("cortex_fa.analysis")
-        return analysis.breaking_depth(ds, margin=margin, reference=reference)
-    except (ImportError, AttributeError):
-        pass
-    behind = (err - err.sel(rule=reference)) > margin
-    depth = err["n_hidden"].where(behind)
-    return depth.min("n_hidden").rename("breaking_depth")
+    from cortex_fa import verdicts
+
+    if reference not in [str(r) for r in ds["rule"].values]:
+        return None
+    return verdicts.verdicts(ds, margin=margin, reference=reference)
+
+
+def breaking_depth(ds: xr.Dataset, margin: float = 0.5, reference: str = "bp") -> xr.DataArray:
+    """Breaking depth per rule from the verdicts (:func:`cortex_fa.verdicts.breaking_depth`), as strings.
+
+    A depth (``"5"``), ``"none"`` (the rule never falls behind) or
+    ``"undetermined"`` (an earlier depth is undetermined). A reference rule
+    missing from ``ds`` gives ``"no data"`` for every rule rather than an
+    error, so figures of studies without ``bp`` still draw.
+    """
+    from cortex_fa import verdicts
+
+    v = depth_verdicts(ds, margin, reference)
+    if v is None:
+        rules = ds["rule"].values
+        return xr.DataArray(np.full(len(rules), verdicts.NO_DATA, dtype=object), dims="rule",
+                            coords={"rule": rules}, name="breaking_depth").astype(str)
+    return verdicts.breaking_depth(v)
 
 
 def load_many(paths) -> list[tuple[str, xr.Dataset]]:

@@ -17,8 +17,8 @@ import holoviews as hv
 import numpy as np
 
 from cortex_fa.viz import style
-from cortex_fa.viz.data import (LAYER_VARS, as_study, breaking_depth,
-                                final_test_error, layer_view, seed_stats, select, tidy)
+from cortex_fa.viz.data import (LAYER_VARS, as_study, depth_verdicts, final_test_error, layer_view,
+                                seed_stats, select, tidy, value_range)
 
 SPARSE = 12  # lines with at most this many points also get markers
 DEPTH_KEY = hv.Dimension("n_hidden", label="depth")  # panels keyed by network depth
@@ -49,7 +49,7 @@ def lines(groups, x, var, seeds="mean", logy=False):
     """
     items, bands = [], []
     for df, color, label, dash in groups:
-        hover = [c for c in (var, "lo", "hi", "n", "epoch", "step") if c in df and c != x]
+        hover = [c for c in (var, "lo", "hi", "n", "verdict", "epoch", "step") if c in df and c != x]
         if seeds != "mean":
             items += [style.line(hv.Curve(g, x, hover + ["seed"], label=label), color, 1.2, 0.75,
                                  dash) for _, g in df.groupby("seed")]
@@ -82,18 +82,30 @@ def test_error_vs_depth(ds, rules=None, margin=0.5, reference="bp", sel=None):
     With a validation split the error is the test error at the best-validation
     epoch (see :func:`cortex_fa.analysis.test_errors`), else the final one.
 
-    The band is the 95 % interval over seeds; faint dots are single seeds and a
-    large cross marks each rule's breaking depth, from
-    :func:`cortex_fa.analysis.breaking_depth` (the first depth more than
-    ``margin`` percentage points behind ``reference``, with a paired seed
-    interval that excludes zero).
+    The band is the 95 % interval over seeds (clipped to [0, 100] %); faint
+    dots are single seeds. Each depth is compared with ``reference`` on
+    counts of misclassified images, paired by seed
+    (:func:`cortex_fa.verdicts.verdicts`, ``margin`` in percentage points);
+    hovering a point shows its verdict. A large cross marks a rule's breaking
+    depth, the first depth that *falls behind*
+    (:func:`cortex_fa.verdicts.breaking_depth`). Where that depth is
+    *undetermined*, an open circle marks the first undetermined depth
+    (legend: "breaking depth undetermined") and no cross is drawn: the
+    breaking depth is not known, not "never".
     """
+    from cortex_fa import verdicts
+
     ds = prepare(ds, sel)
     err = final_test_error(ds)
-    st = seed_stats(err)
+    st = seed_stats(err, bounds=value_range("test_error", "%"))
     table = st.rename(mean="test_error").to_dataframe().reset_index().dropna(subset=["test_error"])
     seeds = err.to_dataframe().reset_index().dropna(subset=["test_error"])
-    bdepth = breaking_depth(ds, margin=margin, reference=reference)
+    v = depth_verdicts(ds, margin=margin, reference=reference)
+    if v is not None:
+        words = v["verdict"].to_dataframe()["verdict"]
+        table = table.assign(verdict=[words.get((r, d), verdicts.NO_DATA)
+                                      for r, d in zip(table["rule"], table["n_hidden"])])
+        bdepth = verdicts.breaking_depth(v)
     items = []
     for rule in rules_in(ds, rules):
         color = style.rule_color(rule, rules_in(ds, None))
@@ -103,21 +115,26 @@ def test_error_vs_depth(ds, rules=None, margin=0.5, reference="bp", sel=None):
         items += lines([(df, color, rule, False)], "n_hidden", "test_error")
         dots = hv.Scatter(seeds[seeds["rule"] == rule], "n_hidden", ["test_error", "seed"], label=rule)
         items.append(style.markers(dots, color, size=5, alpha=0.4))
-        try:
-            bd = float(bdepth.sel(rule=rule))
-        except (KeyError, ValueError, TypeError):
-            bd = np.nan
-        if np.isfinite(bd):
-            at = df[df["n_hidden"] == bd].assign(breaking_depth=bd)
-            cross = hv.Scatter(at, "n_hidden", ["test_error", "breaking_depth"], label=rule)
+        bd = str(bdepth.sel(rule=rule).item()) if v is not None and rule != reference else verdicts.NO_DATA
+        if bd.isdigit():
+            at = df[df["n_hidden"] == int(bd)].assign(breaking_depth=int(bd))
+            cross = hv.Scatter(at, "n_hidden", ["test_error", "breaking_depth", "verdict"], label=rule)
             items.append(style.markers(cross, color, size=14, marker="x"))
+        elif bd == verdicts.UNDETERMINED:
+            at = df[df["verdict"].isin([verdicts.UNDETERMINED, verdicts.NO_DATA])].head(1)
+            ring = hv.Scatter(at, "n_hidden", ["test_error", "verdict"], label="breaking depth undetermined")
+            items.append(style.hollow(ring, color))
     kind = "Selected" if err.attrs.get("kind") == "selected" else "Final"
-    title = f"{kind} test error vs depth (× = breaking depth vs {reference}, margin {margin:g} pp)"
+    note = (f"×: breaking depth vs {reference}, ○: undetermined; margin {verdicts.margin_text(v)}"
+            if v is not None else f"no {reference} to compare with")
+    title = f"{kind} test error vs depth\n{note}"  # two lines: one is too wide for the panel
     depths = [int(d) for d in ds["n_hidden"].values]  # integer ticks only
     ylabel = f"{kind.lower()} test error (%)"  # selected: at the best-validation epoch
     fig = style.panel(hv.Overlay(items), title, "depth (hidden columns)", ylabel,
                       legend="top_left", width=620, height=380)  # errors grow to the right
-    return fig.opts(xticks=depths, backend="bokeh").opts(xticks=depths, backend="matplotlib")
+    # Four or five elements per rule: past HoloViews' default of 25 the legend would vanish.
+    fig = fig.opts(xticks=depths, legend_limit=100, backend="bokeh")
+    return fig.opts(xticks=depths, legend_limit=100, backend="matplotlib")
 
 
 test_error_vs_depth.__test__ = False  # not a pytest test, despite its name

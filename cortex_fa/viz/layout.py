@@ -23,11 +23,16 @@ def widget(cls, label: str, **params):
 
 CAPTIONS = {
     "error": "Headline test error per rule against the number of hidden columns (band: 95 % "
-             "interval over seeds; dots: single seeds; ×: breaking depth, where a rule first "
-             "falls significantly behind backprop). Lower is better.",
+             "interval over seeds; dots: single seeds). Each depth is compared with backprop in "
+             "misclassified test images, seed by seed; hover a point for its verdict (keeps up, "
+             "falls behind, ahead, undetermined). ×: breaking depth, the first depth that falls "
+             "behind by more than the margin; ○: the breaking depth is undetermined, because this "
+             "depth could not be decided. Lower is better.",
     "curves": "The chosen metric over training for the chosen depth, one line per rule. Time is "
               "updates + 1 on a log axis, so step 0 and the first epoch are visible; hover for "
-              "the epoch. Test metrics are logged at epoch ends only (markers).",
+              "the epoch. Test metrics are logged at epoch ends only (markers). The mean and its "
+              "band stop at the last step every seed reached (early stopping ends seeds at "
+              "different epochs); 'per seed' shows each run to its end.",
     "alignment": "Alignment of the chosen layer with backprop over training, one line per rule: "
                  "0° means the rule's signal points where backprop's does, 90° means unrelated. "
                  "Feedback alignment shows up as a fall from ~90° early in the first epoch.",

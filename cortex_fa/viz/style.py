@@ -105,6 +105,14 @@ def markers(el, color: str, size: float = 8, marker: str = "circle", alpha: floa
                    edgecolors=color, backend="matplotlib")
 
 
+def hollow(el, color: str, size: float = 14):
+    """Style a Scatter as open circles (outline only): a mark that says "not decided"."""
+    el = el.opts(line_color=color, fill_alpha=0.0, size=size, marker="circle", line_width=2.5, tools=["hover"],
+                 backend="bokeh")
+    return el.opts(edgecolors=color, facecolors="none", s=size**2 * 0.8, marker="o", linewidth=2,
+                   backend="matplotlib")
+
+
 def panel(obj, title: str, xlabel: str, ylabel: str, logx: bool = False, logy: bool = False,
           legend=True, **bokeh):
     """Set axes, title, legend and size of an (overlaid) panel for both backends.
