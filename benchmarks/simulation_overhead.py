@@ -11,8 +11,9 @@ schedule and metrics), two ways, interleaved A B A B by
 * **Simulation**: ``cortex_fa.Simulation(config).run()``, as ``cortex_fa.train`` runs it
   (callbacks, stop checks, epoch state, the SIGINT handler, the result Dataset);
 * **bare loop**: the least any loop must do for the same numbers: the same
-  model and batches, ``train_batch`` per batch, the probe metrics at the same
-  logged steps and the test pass at the epoch end, nothing else.
+  model and batches, ``train_batch`` per batch, the probe and learned-weight
+  metrics at the same logged steps and the test pass at the epoch end,
+  nothing else (no results Dataset, no callbacks, no stop checks).
 
 Both train the same network from the same seed; the benchmark checks that
 they end with identical weights before it reports the median of the
@@ -35,7 +36,7 @@ DEFAULT_OUT = Path(__file__).parent / "results" / "simulation_overhead.json"
 
 def bare_epoch(config, data):
     """One epoch by hand: the reference loop. Returns the model."""
-    from cortex_fa import kernels
+    from cortex_fa import kernels, learned
     from cortex_fa.simulation import Simulation
 
     sim = Simulation(config, data=data, progress=False)  # only to build the identical model, probe and index
@@ -43,13 +44,19 @@ def bare_epoch(config, data):
     order = sim.train_index[sim.streams.data.permutation(len(sim.train_index))]
     logged = sim._logged
     bs = config.batch_size
-    probe.evaluate(rule, model.weights, model.biases, model.activations, model.state)
+    initial = [W.copy() for W in model.weights]
+
+    def metrics():  # the same numbers the Simulation records at a logged step
+        probe.evaluate(rule, model.weights, model.biases, model.activations, model.state)
+        learned.metrics(rule, model.weights, initial, model.state)
+
+    metrics()
     for step, start in enumerate(range(0, len(order), bs), start=1):
         idx = order[start:start + bs]
         labels = data.train_labels[idx]
         model.train_batch(kernels.normalise(data.train_images[idx]), kernels.one_hot(labels), labels, config.lr)
         if logged(step):
-            probe.evaluate(rule, model.weights, model.biases, model.activations, model.state)
+            metrics()
     model.evaluate(data.test_images, data.test_labels)
     return model
 

@@ -29,23 +29,25 @@ from cortex_fa.metrics import _dot64, angle, linear_path
 NAMES = ("learned_alignment", "weight_change")
 
 
-def weight_change(weights, initial) -> np.ndarray:
+def weight_change(weights, initial, changes=None) -> np.ndarray:
     """:math:`\\|W_l - W_l(0)\\|_F / \\|W_l(0)\\|_F` per column (NaN if :math:`W_l(0) = 0`)."""
+    changes = changes if changes is not None else [np.subtract(W, W0) for W, W0 in zip(weights, initial)]
     out = np.full(len(weights), np.nan)
-    for i, (W, W0) in enumerate(zip(weights, initial)):
+    for i, (dW, W0) in enumerate(zip(changes, initial)):
         n0 = np.sqrt(_dot64(W0, None))
         if n0 > 0:
-            out[i] = np.sqrt(_dot64(np.subtract(W, W0, dtype=np.float64), None)) / n0
+            out[i] = np.sqrt(_dot64(dW, None)) / n0  # float64 sums of the float32 change
     return out
 
 
-def learned_alignment(rule, weights, initial, state) -> np.ndarray:
+def learned_alignment(rule, weights, initial, state, changes=None) -> np.ndarray:
     """:math:`\\angle(B_l, (W_l - W_l(0))^T)` per column (see the module docstring)."""
     L = len(weights)
     out = np.full(L, np.nan)
     if rule.pathway == "layerwise":
+        changes = changes if changes is not None else [np.subtract(W, W0) for W, W0 in zip(weights, initial)]
         for l in range(2, L + 1):
-            out[l - 1] = angle(rule.feedback(weights, state, l), np.subtract(weights[l - 1], initial[l - 1]).T)
+            out[l - 1] = angle(rule.feedback(weights, state, l), changes[l - 1].T)
     elif rule.pathway in ("direct", "indirect"):
         top = L if rule.pathway == "direct" else min(L, 2)
         for l in range(1, top):
@@ -55,6 +57,7 @@ def learned_alignment(rule, weights, initial, state) -> np.ndarray:
 
 
 def metrics(rule, weights, initial, state) -> dict[str, np.ndarray]:
-    """Both kernels, by their results-variable names."""
-    return {"learned_alignment": learned_alignment(rule, weights, initial, state),
-            "weight_change": weight_change(weights, initial)}
+    """Both kernels, by their results-variable names (each change :math:`W_l - W_l(0)` formed once)."""
+    changes = [np.subtract(W, W0) for W, W0 in zip(weights, initial)]
+    return {"learned_alignment": learned_alignment(rule, weights, initial, state, changes),
+            "weight_change": weight_change(weights, initial, changes)}

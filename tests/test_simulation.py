@@ -254,7 +254,7 @@ def test_learned_alignment_and_weight_change_against_numpy(tiny_data):
         W = sim.model.weights
         change = [np.linalg.norm(np.subtract(a, b, dtype=np.float64)) / np.linalg.norm(b.astype(np.float64))
                   for a, b in zip(W, W0)]
-        np.testing.assert_allclose(ds.weight_change.isel(step=-1).values, change, rtol=1e-9)
+        np.testing.assert_allclose(ds.weight_change.isel(step=-1).values, change, rtol=1e-6)  # the change in float32
         last = ds.learned_alignment.isel(step=-1).values
         if rule == "fa":
             expected = [np.nan] + [angle(sim.model.state["B"][l], (W[l - 1] - W0[l - 1]).T) for l in (2, 3)]

@@ -124,3 +124,26 @@ def test_hybrid_tables_in_the_docs_match_their_files(page):
 
     for m in HYBRID_MARKER.finditer(page.read_text()):
         assert m["table"].strip() == hybrid.table(open_results(DATA / f"{m['name']}.nc")).strip(), m["name"]
+
+
+def test_the_readme_headline_is_what_the_verdicts_say():
+    """Every number and verdict of the README's findings, recomputed from the committed study."""
+    from cortex_fa import verdicts
+
+    readme = (ROOT / "README.md").read_text()
+    v = verdicts.verdicts(open_results(DATA / "depth_study_converged.nc"))
+    fa = v.sel(rule="fa")
+    for depth in (5, 7):
+        c = fa.sel(n_hidden=depth)
+        assert c.verdict.item() == verdicts.FALLS_BEHIND
+        assert f"{float(c.diff_mean_pp):.2f} [{float(c.diff_lo_pp):.2f}, {float(c.diff_hi_pp):.2f}]" in readme
+    assert fa.sel(n_hidden=1).verdict.item() == verdicts.KEEPS_UP
+    for depth in (2, 3):
+        assert fa.sel(n_hidden=depth).verdict.item() == verdicts.UNDETERMINED
+        assert f"{float(fa.sel(n_hidden=depth).diff_mean_pp):.2f}" in readme
+    for rule in ("usf", "dfa", "kp"):
+        assert verdicts.FALLS_BEHIND not in set(v.verdict.sel(rule=rule).values)
+    for rule in ("usf", "dfa"):
+        assert set(v.verdict.sel(rule=rule, n_hidden=[1, 2, 3]).values) == {verdicts.KEEPS_UP}
+    assert [int(d) for d in v.n_hidden.values if v.verdict.sel(rule="kp", n_hidden=d).item() != verdicts.KEEPS_UP] == [2, 5, 7]
+    assert set(verdicts.breaking_depth(v).drop_sel(rule="bp").values) == {verdicts.UNDETERMINED}
