@@ -70,9 +70,11 @@ def write_manifest(run_dir: Path, manifest: dict) -> None:
 
 
 def clean_temporaries(run_dir: Path) -> int:
-    """Delete what a killed sweep left: ``save_results`` temporaries and the
-    ``*.partial.nc`` files of runs that were in progress (they are trained again)."""
-    stale = [*Path(run_dir).glob(".*.nc.*.tmp"), *Path(run_dir).glob("*.partial.nc")]
+    """Delete what a killed sweep left: ``save_results`` temporaries (of run files and of
+    checkpoints) and the ``*.partial.nc`` files of runs that were in progress. Their
+    ``<hash>.ckpt`` checkpoints stay: the runs continue from them."""
+    run_dir = Path(run_dir)
+    stale = [*run_dir.glob(".*.nc.*.tmp"), *run_dir.glob(".*.ckpt.*.tmp"), *run_dir.glob("*.partial.nc")]
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)

@@ -18,6 +18,7 @@ import pytest
 import xarray as xr
 
 import cortex_fa as cfa
+from test_sweep_dask import wait_for
 
 pytestmark = pytest.mark.mnist
 
@@ -28,15 +29,6 @@ RUN = ["run", "--rule", "fa", "--column-rules", "fa,bp", "--hidden", "200,100", 
 def cli(*args, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "cortex_fa.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
-
-
-def wait_for(condition, timeout=120.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def same_file(a: Path, b: Path) -> None:
@@ -58,7 +50,7 @@ def unbroken(tmp_path_factory):
 def test_kill_9_then_resume_writes_the_same_file(tmp_path, unbroken):
     out, ckpt = tmp_path / "run.nc", tmp_path / "run.ckpt.nc"
     proc = cli(*RUN, "--out", str(out), "--checkpoint", str(ckpt))
-    wait_for(lambda: ckpt.exists() or proc.poll() is not None, what="the first checkpoint")
+    wait_for(lambda: ckpt.exists() or proc.poll() is not None, 120, "the first checkpoint")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL and not out.exists(), "the run ended before it was killed"
@@ -74,7 +66,7 @@ def test_ctrl_c_writes_an_interrupted_file_exits_130_and_resumes(tmp_path, unbro
     out, ckpt = tmp_path / "run.nc", tmp_path / "ckpt.nc"
     proc = cli(*RUN, "--out", str(out), "--checkpoint", str(ckpt))
     partial = tmp_path / "run.partial.nc"
-    wait_for(lambda: partial.exists() or proc.poll() is not None, what="training to start")
+    wait_for(lambda: partial.exists() or proc.poll() is not None, 120, "training to start")
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

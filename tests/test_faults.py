@@ -43,6 +43,7 @@ SWEEP = ["sweep", "--rules", "bp,fa", "--depths", "1", "--seeds", "0,1", "--widt
 N_RUNS = 8
 TIMING = ("wall_time", "created", "history")  # allowed to differ between two sweeps
 TMP = re.compile(r"^\..+\.nc\..+\.tmp$")  # save_results' temporary names: .<name>.nc.<random>.tmp
+LEFTOVER = re.compile(r"^\..+\.(nc|ckpt)\..+\.tmp$")  # ... and those of a run's checkpoint, <hash>.ckpt
 
 
 def cli(*args) -> list[str]:
@@ -97,7 +98,7 @@ def run_files(run_dir: Path) -> set[str]:
 
 
 def temporaries(directory: Path) -> list[str]:
-    return sorted(p.name for p in Path(directory).iterdir() if TMP.match(p.name)) if Path(directory).is_dir() else []
+    return sorted(p.name for p in Path(directory).iterdir() if LEFTOVER.match(p.name)) if Path(directory).is_dir() else []
 
 
 def resume(cwd: Path, *extra) -> subprocess.CompletedProcess:

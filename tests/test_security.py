@@ -305,7 +305,6 @@ PATTERNS = {
 # a stale entry fails the test so the list never outgrows the code.
 ALLOWED = {
     ("cli/__init__.py", "import_module"): "imports cortex_fa.cli.<name> for the fixed SUBCOMMANDS tuple only",
-    ("viz/data.py", "import_module"): "imports the constant 'cortex_fa.analysis'",
     ("backends/__init__.py", "import_module"): "module path from the backend registry; the name is validated "
                                                "against config.BACKENDS first",
     # sweep --preload: the local user names their own code to run, exactly as with `python my_rules.py`;
