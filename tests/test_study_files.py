@@ -147,3 +147,22 @@ def test_the_readme_headline_is_what_the_verdicts_say():
         assert set(v.verdict.sel(rule=rule, n_hidden=[1, 2, 3]).values) == {verdicts.KEEPS_UP}
     assert [int(d) for d in v.n_hidden.values if v.verdict.sel(rule="kp", n_hidden=d).item() != verdicts.KEEPS_UP] == [2, 5, 7]
     assert set(verdicts.breaking_depth(v).drop_sel(rule="bp").values) == {verdicts.UNDETERMINED}
+
+
+def test_the_hybrid_page_quotes_what_its_block_prints():
+    """docs/hybrid-study.md shows a python block and, below it, its output: they must agree."""
+    import contextlib
+    import io
+    import os
+
+    page = (ROOT / "docs" / "hybrid-study.md").read_text()
+    code = re.search(r"```python\n(.*?)```", page, re.S)[1]
+    shown = re.search(r"```text\n(.*?)```", page, re.S)[1]
+    out, here = io.StringIO(), os.getcwd()
+    try:
+        os.chdir(ROOT)
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "hybrid-study.md", "exec"), {})
+    finally:
+        os.chdir(here)
+    assert out.getvalue() == shown
