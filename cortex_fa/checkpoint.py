@@ -39,17 +39,28 @@ VERSION = 1
 SEP = "__"
 
 
+def _forward_pairs(network):
+    """``(source, target)`` population names of each column's feedforward projection, in order."""
+    below = ["input"] + [c.name for c in network.columns]
+    return list(zip(below[:-1], below[1:]))
+
+
+def _forward_variables(sim) -> dict:
+    """Every column's W and bias as xarray Variables (copies), dims named after the populations."""
+    out = {}
+    for l, ((source, target), W, b) in enumerate(zip(_forward_pairs(sim.network), sim.model.weights,
+                                                      sim.model.biases), start=1):
+        out[f"{source}_to_{target}"] = xr.Variable((source, target), np.array(W),
+                                  {"long_name": f"feedforward (basal) weights W_{l}", "units": "1"})
+        if b is not None:
+            out[f"{target}_bias"] = xr.Variable((target,), np.array(b), {"long_name": f"bias b_{l}", "units": "1"})
+    return out
+
+
 def weights_dataset(sim) -> xr.Dataset:
     """Every projection's matrix (feedback: the matrix actually used) and bias, dims named after populations."""
-    model, network = sim.model, sim.network
-    out = {}
-    below = "input"
-    for l, (col, W, b) in enumerate(zip(network.columns, model.weights, model.biases), start=1):
-        out[f"{below}_to_{col.name}"] = xr.Variable((below, col.name), np.array(W),
-                                                    {"long_name": f"feedforward (basal) weights W_{l}", "units": "1"})
-        if b is not None:
-            out[f"{col.name}_bias"] = xr.Variable((col.name,), np.array(b), {"long_name": f"bias b_{l}", "units": "1"})
-        below = col.name
+    model = sim.model
+    out = _forward_variables(sim)
     for layer, col in _feedback_layers(sim):
         fb = col.feedback
         matrix = np.array(sim.rule.feedback(model.weights, model.state, layer))
@@ -89,10 +100,8 @@ def store(sim, path) -> Path:
         arrays["epoch_order"] = sim.current.order
     for name, value in arrays.items():
         ds[name] = xr.Variable(tuple(f"{name}{SEP}d{i}" for i in range(value.ndim)), np.array(value))
-    weights = weights_dataset(sim)
-    for name in weights.data_vars:
-        if name.startswith("input_to_") or name.endswith("_bias") or _is_forward(sim, name):
-            ds[name] = weights[name]
+    for name, var in _forward_variables(sim).items():  # the feedback state is stored above, as it is kept
+        ds[name] = var
     ep = sim.current
     counters = {"step": sim.step, "clock": sim.clock, "status": sim.status, "stop_reason": sim.stop_reason,
                 "diverged_at": sim.diverged_at, "validation_history": sim.validation_history,
@@ -106,11 +115,6 @@ def store(sim, path) -> Path:
         "random_streams": sim.streams.state(), "counters": json.dumps(counters),
     }
     return write_atomic(ds, path)
-
-
-def _is_forward(sim, name: str) -> bool:
-    below = ["input"] + [c.name for c in sim.network.columns]
-    return name in {f"{a}_to_{b}" for a, b in zip(below[:-1], below[1:])}
 
 
 def _optimizer_arrays(opt) -> dict:
@@ -155,12 +159,10 @@ def apply(sim, ds) -> None:
     from cortex_fa.epoch import Epoch
 
     model = sim.model
-    below = "input"
-    for col, W, b in zip(sim.network.columns, model.weights, model.biases):
-        W[...] = ds[f"{below}_to_{col.name}"].values
+    for (source, target), W, b in zip(_forward_pairs(sim.network), model.weights, model.biases):
+        W[...] = ds[f"{source}_to_{target}"].values
         if b is not None:
-            b[...] = ds[f"{col.name}_bias"].values
-        below = col.name
+            b[...] = ds[f"{target}_bias"].values
     initial = {f"initial{SEP}W{SEP}{l}": W0 for l, W0 in enumerate(sim.initial_weights, start=1)}
     for name, arr in list(_flatten_state(model.state)) + list(_optimizer_arrays(model.optimizer).items()) + list(initial.items()):
         if name not in ds:

@@ -79,7 +79,8 @@ class RunRecorder:
         self.steps.append(int(step))
         self.rows.append({**row, "wall_time": wall_time})
 
-    def to_dataset(self, *, status: str = "ok", diverged_at=None) -> xr.Dataset:
+    def to_dataset(self, *, status: str = "ok", diverged_at=None, extra=None) -> xr.Dataset:
+        """The rows so far as a run Dataset; ``extra`` attributes are added for this Dataset only."""
         n, L = len(self.steps), self.n_layers
         data_vars = {}
         for name in PER_LAYER:
@@ -100,6 +101,7 @@ class RunRecorder:
         if diverged_at is not None:
             attrs["diverged_at_step"] = int(diverged_at)
         attrs.update(self.extra_attrs)
+        attrs.update(extra or {})
         ds.attrs.update(attrs)
         return annotate(ds)
 

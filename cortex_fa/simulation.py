@@ -270,12 +270,7 @@ class Simulation:
         extra["stop_reason"] = self.end_reason()
         if self.resumed_at:
             extra["resumed_at_steps"] = ",".join(map(str, self.resumed_at))
-        saved = dict(self.recorder.extra_attrs)
-        self.recorder.extra_attrs.update(extra)
-        try:
-            ds = self.recorder.to_dataset(status=status, diverged_at=self.diverged_at)
-        finally:
-            self.recorder.extra_attrs = saved
+        ds = self.recorder.to_dataset(status=status, diverged_at=self.diverged_at, extra=extra)
         if self.snapshots is not None:
             ds = annotate(ds.merge(self.snapshots.to_dataset(self.steps_per_epoch), combine_attrs="override"))
         return ds
