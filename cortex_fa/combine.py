@@ -8,6 +8,9 @@ on ``step`` if all runs share ``steps_per_epoch``, else a variable over the
 run dims and ``step``. Per-run attributes become variables over the run dims
 (``status`` is ``ok``, ``diverged`` or ``missing``). See ``docs/schema.md``.
 
+The synapse snapshots' own layout (``snapshot_step``, ``pair``, ``unit``) is
+built by :mod:`cortex_fa.combine_snapshots`.
+
 Pure and in memory: :mod:`cortex_fa.results` (reading several files) and
 :mod:`cortex_fa.study` (a sweep's run files) build on it.
 """
@@ -24,10 +27,10 @@ import xarray as xr
 
 from cortex_fa import __version__
 from cortex_fa.cf import CONVENTIONS, DEPTH, SCHEMA_TITLE, annotate_coords, with_layer_from_top
+from cortex_fa.combine_snapshots import add_snapshots, snapshot_layout
 from cortex_fa.config import RunConfig
 from cortex_fa.errors import ResultsError
 from cortex_fa.limits import Limits, check_sizes
-from cortex_fa.snapshots import FILL_INDEX, INDEX_VARIABLES, KIND_VARIABLE
 
 RUN_DIMS = ("rule", DEPTH, "seed")  # DEPTH is "n_hidden"
 # Options that define a run's identity but never become a swept dim of their own.
@@ -189,7 +192,7 @@ def combine_runs(runs, *, sweep: dict | None = None, coords: dict | None = None,
     variables = [v for v in runs[0].data_vars if runs[0][v].dims in (("step",), ("step", "layer"))
                  and all(v in r and set(r[v].dims) == set(runs[0][v].dims) for r in runs)]
     _check_size(runs, variables, shape, len(steps), n_layer, Limits.resolve(limits))
-    snaps = _snapshot_layout(runs)
+    snaps = snapshot_layout(runs)
     check_sizes(f"combining {len(runs)} run(s)", Limits.resolve(limits), runs=math.prod(shape),
                 nbytes=math.prod(shape) * snaps["bytes"], verb="would make a study of")
     data = {v: np.full(shape + tuple(n_layer if d == "layer" else len(steps) for d in runs[0][v].dims), np.nan)
@@ -224,7 +227,7 @@ def combine_runs(runs, *, sweep: dict | None = None, coords: dict | None = None,
         out[a].attrs["long_name"] = long_name
     shared = {int(s) for s in np.unique(spe) if s > 0}
     if snaps["steps"] is not None:
-        out = _add_snapshots(out, runs, position, dims, shape, snaps, spe, shared)
+        out = add_snapshots(out, runs, position, dims, shape, snaps, spe, shared)
     if len(shared) == 1:
         out = out.assign_coords(epoch=("step", steps / next(iter(shared))))
     else:
@@ -238,65 +241,6 @@ def combine_runs(runs, *, sweep: dict | None = None, coords: dict | None = None,
                                      else "per run: step / steps_per_epoch of that run, NaN where not logged")
     out.attrs.update(_global_attrs(runs, configs, swept, coords, sweep))
     return out
-
-
-def _snapshot_layout(runs) -> dict:
-    """Union of the runs' snapshot steps and the largest pair/unit counts (``steps`` None: no snapshots)."""
-    have = [r for r in runs if "snapshot_step" in r.dims]
-    if not have:
-        return {"steps": None, "bytes": 0}
-    steps = np.array(sorted(set(itertools.chain.from_iterable(r["snapshot_step"].values.tolist() for r in have))),
-                     dtype=np.int64)
-    n_pair = max(int(r.sizes.get("pair", 0)) for r in have)
-    n_unit = max(int(r.sizes.get("unit", 0)) for r in have)
-    pixels = next((r.sizes["pixel_row"], r.sizes["pixel_col"]) for r in have if "pixel_row" in r.dims)
-    n_layer = max(int(r.sizes["layer"]) for r in runs)
-    nbytes = 4 * (len(steps) * n_layer * n_pair * 2 + n_layer * n_pair * 2 + len(steps) * n_unit * math.prod(pixels))
-    return {"steps": steps, "pair": n_pair, "unit": n_unit, "pixels": pixels, "layer": n_layer,
-            "bytes": nbytes + n_layer + 8 * len(steps)}
-
-
-def _add_snapshots(out, runs, position, dims, shape, snaps, spe, shared) -> xr.Dataset:
-    """The synapse snapshots of every run, NaN-padded (indices -1) to the union of steps, layers, pairs, units.
-
-    A study keeps each run's own sample: ``snapshot_pre``/``snapshot_post``
-    say which synapses a run's pairs are, so they have the run dims too.
-    """
-    steps, n_layer, n_pair, n_unit = snaps["steps"], snaps["layer"], snaps["pair"], snaps["unit"]
-    sizes = {"snapshot_step": len(steps), "layer": n_layer, "pair": n_pair, "unit": n_unit,
-             "pixel_row": snaps["pixels"][0], "pixel_col": snaps["pixels"][1]}
-    template = next(r for r in runs if "snapshot_step" in r.dims)
-    names = [v for v in template.data_vars if set(template[v].dims) & {"snapshot_step", "pair", "unit"}
-             or v == KIND_VARIABLE]
-    data = {}
-    for v in names:
-        vdims = template[v].dims
-        fill, dtype = ((FILL_INDEX, template[v].dtype) if v in INDEX_VARIABLES or v == KIND_VARIABLE
-                       else (np.nan, np.float32))
-        data[v] = (vdims, np.full(shape + tuple(sizes[d] for d in vdims), fill, dtype))
-    epoch = np.full(shape + (len(steps),), np.nan)
-    for run, pos in zip(runs, position):
-        if "snapshot_step" not in run.dims:
-            continue
-        rows = np.searchsorted(steps, run["snapshot_step"].values)
-        for v, (vdims, arr) in data.items():
-            if v not in run:
-                continue
-            src = run[v].transpose(*vdims).values
-            index = tuple(rows if d == "snapshot_step" else slice(0, src.shape[k]) for k, d in enumerate(vdims))
-            if "snapshot_step" in vdims and vdims[0] != "snapshot_step":
-                raise ResultsError(f"snapshot variable {v} must have snapshot_step as its first dim")
-            arr[pos][index] = src
-        epoch[pos][rows] = run["snapshot_epoch"].values
-    for v, (vdims, arr) in data.items():
-        out[v] = ((*dims, *vdims), arr, dict(template[v].attrs))
-    coords = {"snapshot_step": steps, "pixel_row": np.arange(sizes["pixel_row"]),
-              "pixel_col": np.arange(sizes["pixel_col"]), "unit": np.arange(n_unit)}
-    out = out.assign_coords(coords)
-    if len(shared) == 1:
-        return out.assign_coords(snapshot_epoch=("snapshot_step", steps / next(iter(shared))))
-    out["snapshot_epoch"] = ((*dims, "snapshot_step"), epoch)
-    return out.set_coords("snapshot_epoch")
 
 
 def _global_attrs(runs, configs, swept, coords, sweep) -> dict:

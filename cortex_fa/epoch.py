@@ -1,9 +1,12 @@
-"""One epoch in progress, the blocks of block-trained models, and the progress bar."""
+"""One epoch in progress, the blocks of block-trained models, the progress bar and the Ctrl-C handler."""
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,3 +87,25 @@ def bar_class():
     from tqdm.auto import tqdm
 
     return tqdm, tqdm.__module__.startswith("tqdm.notebook")
+
+
+@contextmanager
+def sigint_stops(sim):
+    """Ctrl-C asks the run to stop at the next batch boundary; a second Ctrl-C interrupts at once.
+
+    ``sim`` is the :class:`~cortex_fa.simulation.Simulation` whose ``_stop_request`` the handler sets.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if sim._stop_request == "interrupted":
+            raise KeyboardInterrupt
+        sim._stop_request = "interrupted"
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -17,32 +17,29 @@ and gives back *results* (an xarray Dataset), *weights* (another) and
 Every batch is one update of every column (see the backends); metrics are
 computed at logged steps only, on the probe batch, with the training clock
 (``wall_time``) stopped. Ctrl-C ends a run at the next batch boundary and
-leaves the simulation usable (status ``interrupted``).
+leaves the simulation usable (status ``interrupted``; the handler is
+:func:`cortex_fa.epoch.sigint_stops`). How a run ended and its results
+Dataset are worked out in :mod:`cortex_fa.outcome`.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from collections import deque
-from contextlib import contextmanager
 
 import numpy as np
 
-from cortex_fa import backends, checkpoint, kernels, learned, metrics, rules, snapshots
+from cortex_fa import backends, checkpoint, kernels, learned, metrics, outcome, rules, snapshots
 from cortex_fa.callbacks import EarlyStopping, as_callbacks
 from cortex_fa.config import RunConfig
-from cortex_fa.epoch import Epoch, next_block, progress_bar
+from cortex_fa.epoch import Epoch, next_block, progress_bar, sigint_stops
 from cortex_fa.network import Network
 from cortex_fa.reconcile import reconcile
-from cortex_fa.results import RunRecorder, annotate
-from cortex_fa.schedule import DIVERGED_FACTOR, best_epoch, chance_loss, is_logged, validation_split
+from cortex_fa.outcome import STALLED_ACCURACY  # noqa: F401 - re-exported
+from cortex_fa.results import RunRecorder
+from cortex_fa.schedule import DIVERGED_FACTOR, chance_loss, is_logged, validation_split
 from cortex_fa.streams import DESCRIPTION, RandomStreams
 
-
-# A run that ends below this accuracy (twice chance for 10 classes) never learned: "stalled_at_chance".
-STALLED_ACCURACY = 0.2
 
 
 class Simulation:
@@ -161,7 +158,7 @@ class Simulation:
         if self.step == 0 and not self.recorder.steps:
             # no test pass at step 0: it would only confirm chance accuracy (~8 % of an epoch's cost)
             self._log(0, test=False, hooks=hooks)
-        with _sigint_stops(self):
+        with sigint_stops(self):
             while self.epoch < target or self.current is not None:
                 if self.current is None:
                     self.current = Epoch(self.epoch, self.train_index[self.streams.data.permutation(len(self.train_index))])
@@ -259,35 +256,13 @@ class Simulation:
     @property
     def results(self) -> "xarray.Dataset":  # noqa: F821
         """The run's results so far (dims ``step``, ``layer``; the schema of :mod:`cortex_fa.results`)."""
-        status = "running" if self.current is not None and self.status == "ok" else self.status
-        extra = {}
-        if self.validation_history:
-            extra = dict(validation_size=len(self.validation_index),
-                         validation_split=f"last {len(self.validation_index)} images of the training file",
-                         best_validation_epoch=best_epoch(self.validation_history)[0] + 1,
-                         stopped_epoch=len(self.validation_history),
-                         stopped_early=int(self.stop_reason == "early_stop"))
-        extra["stop_reason"] = self.end_reason()
-        if self.resumed_at:
-            extra["resumed_at_steps"] = ",".join(map(str, self.resumed_at))
-        ds = self.recorder.to_dataset(status=status, diverged_at=self.diverged_at, extra=extra)
-        if self.snapshots is not None:
-            ds = annotate(ds.merge(self.snapshots.to_dataset(self.steps_per_epoch), combine_attrs="override"))
-        return ds
+        return outcome.results_dataset(self)
 
     def end_reason(self) -> str:
         """Why training ended (or has not): ``early_stop``, ``epoch_cap``, ``diverged``,
         ``stalled_at_chance`` (ended with a best validation accuracy, else a last test
         accuracy, under :data:`STALLED_ACCURACY`), ``interrupted``, ``running``, or a callback's reason."""
-        if self.status in ("diverged", "interrupted"):
-            return self.status
-        if self.current is not None or (self.stop_reason is None and self.epoch < self.config.epochs):
-            return "running" if self.stop_reason is None else self.stop_reason
-        accuracy = max(self.validation_history) if self.validation_history else (
-            self.recorder.rows[-1].get("test_accuracy", np.nan) if self.recorder.rows else np.nan)
-        if np.isfinite(accuracy) and accuracy < STALLED_ACCURACY:
-            return "stalled_at_chance"
-        return self.stop_reason or "epoch_cap"
+        return outcome.end_reason(self)
 
     @property
     def weights(self) -> "xarray.Dataset":  # noqa: F821
@@ -331,21 +306,3 @@ class Simulation:
         sim.resumed_at.append(sim.step)
         return sim
 
-
-@contextmanager
-def _sigint_stops(sim: Simulation):
-    """Ctrl-C asks the run to stop at the next batch boundary; a second Ctrl-C interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if sim._stop_request == "interrupted":
-            raise KeyboardInterrupt
-        sim._stop_request = "interrupted"
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -3,7 +3,8 @@
 - :mod:`cortex_fa.viz.figures`: the five standard HoloViews figures.
 - :mod:`cortex_fa.viz.app`: :func:`create_app`, a Panel dashboard factory.
 - :mod:`cortex_fa.viz.export`: write figures as standalone HTML and PNG.
-- :mod:`cortex_fa.viz.synapses`: the synapse view (W/B pair scatters, receptive fields).
+- :mod:`cortex_fa.viz.synapses`: the synapse view (W/B pair scatters, receptive fields);
+  :mod:`cortex_fa.viz.snapshot_runs` picks the run and snapshot it shows.
 
 Imports are lazy so ``import cortex_fa.viz`` stays cheap.
 """

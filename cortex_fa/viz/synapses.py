@@ -13,6 +13,8 @@ snapshot was taken (:func:`snapshot_steps` lists them); None is the last.
 - :func:`receptive_fields`: column 1's receptive fields of two runs side by side.
 - :func:`synapse_figures`: both, for ``cortex-fa plot``.
 
+Picking the run and the snapshot (:func:`run_view`, :func:`snapshot_steps`,
+:func:`default_pair`, :func:`text`) is in :mod:`cortex_fa.viz.snapshot_runs`.
 Strings from files (rule names) reach titles only through :func:`text`, and
 :func:`caption` gives HTML-escaped text for a page around the plots.
 """
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import html
 import math
-import re
 
 import holoviews as hv
 import numpy as np
@@ -29,69 +30,15 @@ import numpy as np
 from cortex_fa.errors import ResultsError
 from cortex_fa.snapshots import KINDS, has_snapshots
 from cortex_fa.viz import style
-from cortex_fa.viz.data import RUN_DIMS, as_study, select
+from cortex_fa.viz.data import as_study, select
+# Picking a run and a snapshot lives in snapshot_runs; text, run_view, snapshot_steps and
+# default_pair are re-exported here, where the app and the CLI find them.
+from cortex_fa.viz.snapshot_runs import (  # noqa: F401 - re-exported
+    at_snapshot, default_pair, run_view, snapshot_steps, text, when, who,
+)
 
 FIGURES = ("synapses", "receptive_fields")
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f$\\<>]")  # control characters; $$ and \( start Bokeh math
-
-
-def text(value, limit: int = 40) -> str:
-    """A file's string made safe for a plot title: no control, math or markup characters, short."""
-    s = _UNSAFE.sub("?", str(value))
-    return s if len(s) <= limit else s[: limit - 1] + "…"
-
-
-def run_view(ds, sel=None):
-    """One run of ``ds`` (a run or a study) with its snapshots; ``sel`` picks rule/n_hidden/seed.
-
-    Raises
-    ------
-    ResultsError
-        No snapshots in the file or in the selected run, or a selection not in the file.
-    """
-    if not has_snapshots(ds):
-        raise ResultsError("this results file has no synapse snapshots; train with --snapshots 2000")
-    sel = dict(sel or {})
-    for dim in RUN_DIMS:  # a run already taken out of a study: its scalar coords become dims again
-        if dim in ds.coords and dim not in ds.dims:
-            ds = ds.expand_dims(dim)
-    study = select(as_study(ds), **{k: v for k, v in sel.items() if k not in RUN_DIMS})
-    picks = {}
-    for dim in RUN_DIMS:
-        values = list(study[dim].values)
-        want = sel.get(dim, values[0])
-        if want not in values:
-            raise ResultsError(f"{dim} {text(want)} is not in the file; it has {', '.join(text(v) for v in values)}")
-        picks[dim] = want
-    run = study.sel(picks)
-    if not np.isfinite(run["snapshot_forward"].values).any():
-        raise ResultsError(f"the run {', '.join(f'{k}={text(v)}' for k, v in picks.items())} has no snapshots")
-    return run
-
-
-def snapshot_steps(ds, sel=None) -> list[int]:
-    """Steps at which the selected run has a snapshot."""
-    run = run_view(ds, sel)
-    taken = np.isfinite(run["snapshot_forward"]).any([d for d in run["snapshot_forward"].dims if d != "snapshot_step"])
-    return [int(s) for s in run["snapshot_step"].values[taken.values]]
-
-
-def _at(run, snapshot):
-    steps = snapshot_steps(run)
-    step = steps[-1] if snapshot is None else int(snapshot)
-    if step not in steps:
-        raise ResultsError(f"no snapshot at step {step}; snapshots were taken at steps {', '.join(map(str, steps))}")
-    return run.sel(snapshot_step=step), step
-
-
-def _who(run) -> str:
-    return f"{text(run['rule'].item())}, depth {int(run['n_hidden'])}, seed {int(run['seed'])}"
-
-
-def _when(snap, step) -> str:
-    epoch = float(np.asarray(snap["snapshot_epoch"]).ravel()[0]) if "snapshot_epoch" in snap.coords else math.nan
-    return f"step {step}" + (f" (epoch {epoch:.3g})" if np.isfinite(epoch) else "")
 
 
 def _labels(kind: int, layer: int, n_layers: int):
@@ -148,7 +95,7 @@ def synapse_scatter(ds, layer: int, snapshot=None, *, sel=None, size: int = 340)
     """
     style.ensure_backends()
     run = run_view(ds, sel)
-    snap, step = _at(run, snapshot)
+    snap, step = at_snapshot(run, snapshot)
     n_layers = int((run["snapshot_kind"] >= 0).sum())
     if not 1 <= int(layer) <= n_layers:
         raise ResultsError(f"layer {layer} is not in this network; it has columns 1 to {n_layers}")
@@ -157,18 +104,18 @@ def synapse_scatter(ds, layer: int, snapshot=None, *, sel=None, size: int = 340)
     fb = snap["snapshot_feedback"].sel(layer=layer).values
     fwd_ok = fwd[np.isfinite(fwd)]
     xlabel, ylabel = _labels(kind, int(layer), n_layers)
-    head = f"{_who(run)}: column {int(layer)}"
+    head = f"{who(run)}: column {int(layer)}"
     if kind == KINDS["forward_only"]:
         counts, edges = np.histogram(fwd_ok, bins=40)
         hist = hv.Histogram((edges, counts), kdims=[hv.Dimension("w", label=xlabel)], vdims=[ylabel])
-        title = f"{head}\n{_when(snap, step)}: no feedback synapses"
+        title = f"{head}\n{when(snap, step)}: no feedback synapses"
         return _size(hist.opts(title=title, color="#7f7f7f", backend="bokeh")
                      .opts(title=title, color="#7f7f7f", backend="matplotlib"), size)
     ok = np.isfinite(fwd) & np.isfinite(fb)
     x, y = fwd[ok].astype(np.float64), fb[ok].astype(np.float64)
     logged, sample = logged_angle(run, int(layer), step), pair_angle(x, y)
     angle = f"∠ {logged:.1f}°" if np.isfinite(logged) else "∠ not logged"
-    title = f"{head}\n{_when(snap, step)}: {angle}, sample {sample:.1f}°"
+    title = f"{head}\n{when(snap, step)}: {angle}, sample {sample:.1f}°"
     xd, yd = hv.Dimension("forward", label=xlabel), hv.Dimension("feedback", label=ylabel)
     color = style.rule_color(str(run["rule"].item()), [])
     dots = hv.Scatter((x, y), xd, yd).opts(color=color, size=3, alpha=0.35, tools=["hover"], backend="bokeh")
@@ -208,7 +155,7 @@ def tile(fields, n: int) -> np.ndarray:
 
 def _field_image(ds, snapshot, n, sel):
     run = run_view(ds, sel)
-    snap, step = _at(run, snapshot)
+    snap, step = at_snapshot(run, snapshot)
     fields = snap["receptive_field"].transpose("unit", "pixel_row", "pixel_col").values
     fields = fields[np.isfinite(fields).any(axis=(1, 2))]
     if not len(fields):
@@ -218,7 +165,7 @@ def _field_image(ds, snapshot, n, sel):
     peak = float(np.nanmax(np.abs(grid))) or 1.0
     h, w = grid.shape
     image = hv.Image(grid, bounds=(0, 0, w, h), kdims=["pixel column", "pixel row"], vdims=["weight"])
-    title = f"{_who(run)}\nW₁ of units 0-{n - 1}, {_when(snap, step)}"
+    title = f"{who(run)}\nW₁ of units 0-{n - 1}, {when(snap, step)}"
     common = dict(cmap="RdBu_r", clim=(-peak, peak), colorbar=True, xaxis=None, yaxis=None, title=title)
     image = image.opts(tools=["hover"], width=380, height=360, fontsize={"title": "9pt"}, backend="bokeh",
                        **common)
@@ -257,7 +204,7 @@ def receptive_fields(ds_a, ds_b=None, snapshot=None, n: int = 16, *, sel_a=None,
 def caption(ds, layer: int, snapshot=None, *, sel=None) -> str:
     """HTML (every file string escaped) explaining one :func:`synapse_scatter` panel."""
     run = run_view(ds, sel)
-    snap, step = _at(run, snapshot)
+    snap, step = at_snapshot(run, snapshot)
     kind = int(run["snapshot_kind"].sel(layer=layer))
     logged = logged_angle(run, int(layer), step)
     what = {KINDS["layerwise"]: "feedback B against the forward weight it mirrors (W transposed)",
@@ -267,32 +214,8 @@ def caption(ds, layer: int, snapshot=None, *, sel=None) -> str:
     pairs = int(np.isfinite(snap["snapshot_forward"].sel(layer=layer).values).sum())
     esc = lambda v: html.escape(str(v), quote=True)  # noqa: E731
     return (f"<p><b>{esc(run['rule'].item())}</b>, depth {int(run['n_hidden'])}, seed {int(run['seed'])}, "
-            f"column {int(layer)} at {esc(_when(snap, step))}: {esc(what)} ({pairs} sampled pairs); "
+            f"column {int(layer)} at {esc(when(snap, step))}: {esc(what)} ({pairs} sampled pairs); "
             f"weight alignment {esc(angle)}.</p>")
-
-
-def default_pair(ds, depth=None) -> list[dict]:
-    """Up to two runs to compare, as selections: bp and fa if both have snapshots, else the first two rules.
-
-    Runs of network ``depth`` (default: the deepest) and the first seed with
-    snapshots; one selection if only one run qualifies, none if no run does.
-    """
-    study = as_study(ds)
-    depth = int(study["n_hidden"].max()) if depth is None else int(depth)
-    found = {}
-    for rule in study["rule"].values:
-        for seed in study["seed"].values:
-            pick = {"rule": rule, "n_hidden": depth, "seed": seed}
-            try:
-                run_view(study, pick)
-            except ResultsError:
-                continue
-            found.setdefault(str(rule), pick)
-    preferred = [r for r in ("bp", "fa") if r in found]
-    names = preferred if len(preferred) == 2 else list(found)[:2]
-    if len(names) == 2 and found[names[0]]["seed"] != found[names[1]]["seed"]:
-        names = names[:1]  # never compare runs of different seeds side by side
-    return [found[r] for r in names]
 
 
 def synapse_figures(ds, depth=None, sel=None) -> tuple[dict, dict]:
