@@ -70,7 +70,8 @@ class NumpyModel:
         self.activations = [acts.get(col.activation) for col in network.columns]
         self.state = rule.init_state(network, streams.feedback)
         self._params = self.weights + [b for b in self.biases if b is not None]
-        self.optimizer = optim.make(config.optimizer, self._params, config.momentum)
+        self.optimizer = optim.make(config.optimizer, self._params, config.momentum,
+                                    alpha=config.rmsprop_alpha, eps=config.rmsprop_eps)
         self._workspaces: OrderedDict = OrderedDict()
 
     # -- training -----------------------------------------------------------
@@ -98,7 +99,8 @@ class NumpyModel:
         x, activations = self._dropout(x) if (self.config.dropout or self.config.input_dropout) else (x, self.activations)
         ws = self._workspace(x, activations)
         pre, post = kernels.forward_into(x, self.weights, self.biases, activations, ws.pre, list(ws.post))
-        loss, e = kernels.loss_and_error(pre[-1], post[-1], y, self.config.loss, activations[-1])
+        loss, e = kernels.loss_and_error(pre[-1], post[-1], y, self.config.loss, activations[-1],
+                                         self.config.loss_reduction)
         n = x.shape[0]
         correct = int(np.count_nonzero(np.argmax(pre[-1] if self.config.loss == "cross_entropy" else post[-1], axis=1) == labels))
         if not np.isfinite(loss):
