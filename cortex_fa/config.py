@@ -28,7 +28,7 @@ DEFAULT_MAX_PARAMETERS = 50_000_000
 # Options added in 0.3 and their defaults, which keep 0.2 behaviour (and 0.2 hashes).
 HASH_NEUTRAL_DEFAULTS = {"validation": 0, "patience": None, "dropout": 0.0, "input_dropout": 0.0,
                          "snapshots": 0, "column_rules": None}
-# Options added for the author's recipe of Nøkland 2016 (0.6); their defaults keep earlier hashes.
+# Options added for the author's recipe of Nøkland 2016 (0.4); their defaults keep earlier hashes.
 HASH_NEUTRAL_DEFAULTS.update({"loss_reduction": "mean", "rmsprop_alpha": 0.99, "rmsprop_eps": 1e-8,
                               "stop_train_error": None})
 
