@@ -30,7 +30,7 @@ HASH_NEUTRAL_DEFAULTS = {"validation": 0, "patience": None, "dropout": 0.0, "inp
                          "snapshots": 0, "column_rules": None}
 # Options added for the author's recipe of Nøkland 2016 (0.4); their defaults keep earlier hashes.
 HASH_NEUTRAL_DEFAULTS.update({"loss_reduction": "mean", "rmsprop_alpha": 0.99, "rmsprop_eps": 1e-8,
-                              "stop_train_error": None})
+                              "stop_train_error": None, "input_scaling": "standardise"})
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,10 @@ class RunConfig:
         (for ``init="fixed"`` the multiplier *is* the bound/standard deviation).
     feedback_init, feedback_distribution, feedback_scale
         The same for fixed random feedback matrices (FA, frSF, DFA, ...).
+    input_scaling : {"standardise", "unit"}
+        Pixels to inputs: ``standardise`` (``(p/255 - 0.1307) / 0.3081``,
+        zero mean and unit variance over the training set) or ``unit``
+        (``p/255`` in [0, 1], Nøkland's code). numpy backend only for ``unit``.
     seed : int
         Seeds one independent :class:`numpy.random.Generator` per purpose
         (data order, forward weights, feedback, dropout, probe batch; see
@@ -149,6 +153,7 @@ class RunConfig:
     feedback_init: str = "xavier"
     feedback_distribution: str = "uniform"
     feedback_scale: float = 1.0
+    input_scaling: str = "standardise"
     seed: int = 0
     probe_size: int = 256
     log_early: bool = True

@@ -19,6 +19,7 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 OUTPUT_ACTIVATIONS = ("linear", "sigmoid", "tanh")
 LOSSES = ("cross_entropy", "mse", "bce")
 LOSS_REDUCTIONS = ("mean", "sum")
+INPUT_SCALINGS = ("standardise", "unit")
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
 INITS = ("xavier", "he", "lecun", "fixed", "zero")
@@ -177,8 +178,9 @@ def check_column_rule_params(cfg, rules) -> None:
 
 
 def check_recipe_options(cfg) -> None:
-    """The options of Nøkland's recipe: bce, loss_reduction, rmsprop, stop_train_error."""
+    """The options of Nøkland's recipe: bce, loss_reduction, rmsprop, stop_train_error, input_scaling."""
     _check_choice(cfg, "loss_reduction", LOSS_REDUCTIONS)
+    _check_choice(cfg, "input_scaling", INPUT_SCALINGS)
     _check_number(cfg, "rmsprop_alpha", minimum=0)
     if cfg.rmsprop_alpha >= 1:
         raise ConfigError(f"rmsprop_alpha must be in [0, 1), got {cfg.rmsprop_alpha!r}")
@@ -195,6 +197,7 @@ def check_recipe_options(cfg) -> None:
     if cfg.backend == "brian2":
         refused = [text for flag, text in ((cfg.loss == "bce", "loss bce"),
                                             (cfg.loss_reduction == "sum", "loss_reduction sum"),
-                                            (cfg.optimizer == "rmsprop", "optimizer rmsprop")) if flag]
+                                            (cfg.optimizer == "rmsprop", "optimizer rmsprop"),
+                                            (cfg.input_scaling == "unit", "input_scaling unit")) if flag]
         if refused:
             raise ConfigError(f"{', '.join(refused)}: implemented by the numpy backend only; use --backend numpy")

@@ -93,7 +93,7 @@ class Simulation:
             self.streams.data.permutation(len(pool))[: min(subset, len(pool))])
         probe_idx = self.streams.probe.choice(self.train_index, size=min(config.probe_size, len(self.train_index)),
                                               replace=False)
-        self.probe = metrics.Probe(kernels.normalise(data.train_images[probe_idx]),
+        self.probe = metrics.Probe(kernels.normalise(data.train_images[probe_idx], config.input_scaling),
                                    kernels.one_hot(data.train_labels[probe_idx]), config.loss)
         self.rule = rules.for_network(network, config.rule, config.rule_params)
         self.model = backends.get(config.backend).compile(network, self.rule, config, self.streams)
@@ -193,7 +193,7 @@ class Simulation:
                 if pending:
                     loss_sum, correct = pending.popleft()
                 else:
-                    x = kernels.normalise(data.train_images[idx])
+                    x = kernels.normalise(data.train_images[idx], cfg.input_scaling)
                     labels = data.train_labels[idx]
                     loss_sum, correct = model.train_batch(x, kernels.one_hot(labels), labels, lr)
                 self.clock += time.perf_counter() - t0

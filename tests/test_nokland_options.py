@@ -131,6 +131,7 @@ def test_an_unmet_training_error_target_runs_to_the_epoch_cap(tiny_data):
     ({"loss": "bce", "output_activation": "sigmoid"}, "loss bce"),
     ({"loss_reduction": "sum"}, "loss_reduction sum"),
     ({"optimizer": "rmsprop"}, "optimizer rmsprop"),
+    ({"input_scaling": "unit"}, "input_scaling unit"),
 ])
 def test_brian2_refuses_the_recipe_options_in_one_line(options, words):
     with pytest.raises(ConfigError) as info:
@@ -146,6 +147,7 @@ def test_brian2_refuses_the_recipe_options_in_one_line(options, words):
     ({"optimizer": "rmsprop", "rmsprop_eps": 0.0}, "rmsprop_eps"),
     ({"optimizer": "rmsprop", "momentum": 0.9}, "momentum"),
     ({"stop_train_error": -1.0}, "stop_train_error"),
+    ({"input_scaling": "minmax"}, "input_scaling"),
     ({"stop_train_error": 100.0}, "stop_train_error"),
     ({"rule": "drtp", "loss_reduction": "sum"}, "drtp"),
 ])
@@ -156,13 +158,14 @@ def test_bad_recipe_options_are_refused(options, words):
 
 def test_new_options_at_their_defaults_keep_the_hash():
     cfg = RunConfig(rule="dfa", hidden=(800, 800))
-    spelled = cfg.replace(loss_reduction="mean", rmsprop_alpha=0.99, rmsprop_eps=1e-8, stop_train_error=None)
+    spelled = cfg.replace(loss_reduction="mean", rmsprop_alpha=0.99, rmsprop_eps=1e-8, stop_train_error=None,
+                          input_scaling="standardise")
     assert spelled.hash() == cfg.hash()
     assert cfg.replace(stop_train_error=0.01).hash() != cfg.hash()
     assert cfg.replace(loss_reduction="sum").hash() != cfg.hash()
     # a config stored before these options existed reads back with the same hash
     old = {k: v for k, v in cfg.to_dict().items() if k not in ("loss_reduction", "rmsprop_alpha", "rmsprop_eps",
-                                                              "stop_train_error")}
+                                                              "stop_train_error", "input_scaling")}
     assert RunConfig.from_dict(old).hash() == cfg.hash()
 
 
@@ -190,7 +193,7 @@ def test_the_nokland_preset_is_the_authors_recipe():
     assert (cfg.rmsprop_alpha, cfg.rmsprop_eps, cfg.momentum, cfg.weight_decay) == (0.99, 1e-8, 0.0, 0.0)
     assert cfg.init == "zero" and cfg.feedback_init == "fixed" and cfg.feedback_distribution == "uniform"
     assert cfg.feedback_scale == pytest.approx(1 / np.sqrt(800), rel=1e-5)
-    assert (cfg.input_dropout, cfg.dropout) == (0.1, 0.5)
+    assert (cfg.input_dropout, cfg.dropout, cfg.input_scaling) == (0.1, 0.5, "unit")
     assert cfg.epochs <= 299 and cfg.stop_train_error == 0.01 and cfg.validation == 0 and cfg.patience is None
     assert preset.published["metric"] == "final" and preset.published_errors == {"dfa": 1.45}
     quick = preset.spec(quick=True).configs()
@@ -205,6 +208,20 @@ def test_zero_forward_weights_and_fixed_feedback_scale_are_what_the_model_holds(
     assert all(not W.any() for W in sim.model.weights)
     for D in sim.model.state["D"].values():
         assert np.abs(D).max() <= np.float32(0.0353553) and np.abs(D).max() > 0.03
+
+
+def test_unit_input_scaling_feeds_pixels_over_255_to_training_probe_and_evaluation(tiny_data):
+    cfg = RunConfig(rule="dfa", **{**BASE, "epochs": 1, "input_scaling": "unit"})
+    sim = Simulation(cfg, data=tiny_data, progress=False)
+    assert sim.probe.x.min() >= 0.0 and sim.probe.x.max() <= 1.0 and sim.probe.x.max() == np.float32(1.0)
+    sim.run()
+    images, labels = tiny_data.test_images, tiny_data.test_labels
+    from_uint8 = sim.evaluate(images, labels)
+    from_floats = sim.evaluate((images / 255.0).astype(np.float32), labels)  # floats are taken as already scaled
+    assert from_uint8["accuracy"] == from_floats["accuracy"]
+    assert from_uint8["loss"] == pytest.approx(from_floats["loss"], rel=1e-5)
+    standard = Simulation(cfg.replace(input_scaling="standardise"), data=tiny_data, progress=False).run()
+    assert not np.array_equal(standard.model.weights[0], sim.model.weights[0])
 
 
 @pytest.mark.mnist

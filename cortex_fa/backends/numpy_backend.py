@@ -202,11 +202,12 @@ class NumpyModel:
         # chunk): 5 chunks of the test set then page-fault ~20 MB once, not 5 times.
         dtype = np.result_type(*(W.dtype for W in self.weights))
         size = min(chunk, len(labels))
-        x_buf = np.empty((size, images_uint8.shape[1]), kernels.PIXEL_TABLE.dtype)
+        table = kernels.pixel_table(self.config.input_scaling)
+        x_buf = np.empty((size, images_uint8.shape[1]), table.dtype)
         bufs = [np.empty((size, W.shape[1]), dtype) for W in self.weights]
         for start in range(0, len(labels), chunk):
             lab = labels[start:start + chunk]
-            x = np.take(kernels.PIXEL_TABLE, images_uint8[start:start + chunk], out=x_buf[:len(lab)])
+            x = np.take(table, images_uint8[start:start + chunk], out=x_buf[:len(lab)])
             a, h = self._outputs_inplace(x, [b[:len(lab)] for b in bufs])
             value, _ = kernels.loss_and_error(a, h, kernels.one_hot(lab), self.config.loss, self.activations[-1])
             total_loss += value * len(lab)

@@ -27,6 +27,7 @@ HELP = {
     "optimizer": "sgd, adam or rmsprop",
     "rmsprop_alpha": "RMSprop smoothing constant: v = alpha v + (1 - alpha) g^2",
     "rmsprop_eps": "RMSprop epsilon: step = lr g / (sqrt(v) + eps)",
+    "input_scaling": "pixels to inputs: standardise (zero mean, unit variance) or unit (pixel/255 in [0, 1])",
     "stop_train_error": "stop after the first epoch whose running training error (percent) is at or below this, e.g. 0.01 (none: never)",
     "lr": "learning rate",
     "init": "forward init scale rule: xavier, he, lecun, fixed, zero",
