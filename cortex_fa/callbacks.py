@@ -46,6 +46,26 @@ class EarlyStopping(Callback):
             sim.stop("early_stop")
 
 
+class TrainErrorTarget(Callback):
+    """Stop once an epoch's running training error (percent) is at or below ``target``.
+
+    The error is the one measured while the epoch trained (on the batches as
+    they were presented, dropout included), as Nøkland's code measures it;
+    it is compared in counts, ``100 * wrong <= target * seen``. Reads
+    ``sim.last_epoch`` (the epoch that just ended), so it holds no state.
+    Added by the simulation itself when ``config.stop_train_error`` is set;
+    the stop reason is ``train_error_target``.
+    """
+
+    def __init__(self, target: float):
+        self.target = float(target)
+
+    def on_epoch_end(self, sim) -> None:
+        ep = sim.last_epoch
+        if ep is not None and ep.seen and 100 * (ep.seen - ep.correct) <= self.target * ep.seen:
+            sim.stop("train_error_target")
+
+
 class OnLog(Callback):
     """Adapter for ``on_log=fn``: calls ``fn(recorder)`` after every logged step."""
 

@@ -9,7 +9,8 @@ for bit, as variables and attributes with plain names:
   column1)``, ..., ``column1_bias(column1)``: the layout of
   :attr:`Simulation.weights`);
 * the rule's feedback state (``state__B__2``; per-column rules nest a level:
-  ``state__fa__B__2``), the optimiser's moments (``optimizer__velocity__0``)
+  ``state__fa__B__2``), the optimiser's moments (``optimizer__velocity__0``,
+  RMSprop's ``optimizer__square_avg__0``)
   and the initial forward weights (``initial__W__1``, for ``learned_alignment``);
 * the epoch in progress (``epoch_order``) and, in attributes, the counters,
   the validation history, every random stream's state, the config and the
@@ -119,7 +120,7 @@ def store(sim, path) -> Path:
 
 def _optimizer_arrays(opt) -> dict:
     out = {}
-    for attr in ("velocity", "m", "v"):
+    for attr in ("velocity", "m", "v", "square_avg"):
         for i, arr in enumerate(getattr(opt, attr, None) or ()):
             out[f"optimizer{SEP}{attr}{SEP}{i}"] = arr
     return out

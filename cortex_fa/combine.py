@@ -38,7 +38,7 @@ _STRUCTURAL = ("rule", "hidden", "seed")
 # per-run attribute -> long_name of the study variable that holds it
 _RUN_ATTRS = {"status": "run status: ok, diverged or missing", "config_hash": "SHA-256 (16 hex digits) of config",
               "config": "the run's full RunConfig (JSON)", "created": "UTC time the run was created",
-              "stop_reason": "why training ended: early_stop, epoch_cap, diverged, stalled_at_chance, ..."}
+              "stop_reason": "why training ended: early_stop, epoch_cap, train_error_target, diverged, stalled_at_chance, ..."}
 
 
 def _coord_value(value):

@@ -17,7 +17,7 @@ from typing import Any
 
 # The choice tuples and the per-field checks live in cortex_fa.config_checks; re-exported here.
 from cortex_fa.config_checks import (  # noqa: F401 - re-exported
-    ACTIVATIONS, BACKENDS, DISTRIBUTIONS, INITS, LOSSES, MAX_SNAPSHOT_PAIRS, N_TRAIN_IMAGES, OPTIMIZERS,
+    ACTIVATIONS, BACKENDS, DISTRIBUTIONS, INITS, LOSS_REDUCTIONS, LOSSES, MAX_SNAPSHOT_PAIRS, N_TRAIN_IMAGES, OPTIMIZERS,
     OUTPUT_ACTIVATIONS, RULE_AS_LABEL, SCHEDULES, check_column_rule_params, check_column_rules, parse_rules, validate,
 )
 from cortex_fa.errors import ConfigError, did_you_mean
@@ -28,6 +28,9 @@ DEFAULT_MAX_PARAMETERS = 50_000_000
 # Options added in 0.3 and their defaults, which keep 0.2 behaviour (and 0.2 hashes).
 HASH_NEUTRAL_DEFAULTS = {"validation": 0, "patience": None, "dropout": 0.0, "input_dropout": 0.0,
                          "snapshots": 0, "column_rules": None}
+# Options added for the author's recipe of Nøkland 2016 (0.4); their defaults keep earlier hashes.
+HASH_NEUTRAL_DEFAULTS.update({"loss_reduction": "mean", "rmsprop_alpha": 0.99, "rmsprop_eps": 1e-8,
+                              "stop_train_error": None, "input_scaling": "standardise"})
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,20 @@ class RunConfig:
         Sizes of the hidden columns, bottom to top. Depth is ``len(hidden)``.
     activation, output_activation : str
         Non-linearity of hidden columns and of the readout column.
-    loss : {"cross_entropy", "mse"}
-        Softmax cross-entropy or squared error ``1/2 |y_hat - y|^2``.
+    loss : {"cross_entropy", "mse", "bce"}
+        Softmax cross-entropy, squared error ``1/2 |y_hat - y|^2``, or binary
+        cross-entropy of sigmoid outputs against one-hot targets (``bce``,
+        needs ``output_activation="sigmoid"``; output error ``sigmoid(a) - y``).
+    loss_reduction : {"mean", "sum"}
+        How the output error is reduced over a batch: ``mean`` divides it by
+        the batch size; ``sum`` does not (Nøkland's code), so an update
+        grows with the batch. Reported losses are per-example means either way.
     optimizer, lr, momentum, weight_decay, lr_schedule, lr_decay, lr_step_epochs
-        Optimiser settings. ``weight_decay`` is L2 decay applied as
-        ``W <- W - lr * weight_decay * W`` each step.
+        Optimiser settings (``sgd``, ``adam`` or ``rmsprop``). ``weight_decay``
+        is L2 decay applied as ``W <- W - lr * weight_decay * W`` each step.
+    rmsprop_alpha, rmsprop_eps
+        RMSprop's smoothing constant and epsilon (torch's semantics,
+        :class:`cortex_fa.optim.RMSprop`); used only with ``optimizer="rmsprop"``.
     batch_size, epochs, train_subset
         Mini-batch size, number of epochs (the maximum when ``patience`` is
         set), and an optional number of training examples to use (the first
@@ -59,6 +71,11 @@ class RunConfig:
         Early stopping: end the run after ``patience`` epochs without a new
         best validation accuracy (``epochs`` is then the maximum). Needs a
         validation split. None: train for ``epochs``.
+    stop_train_error : float or None
+        Stop at the end of the first epoch whose running training error
+        (percent, measured while training, dropout included) is at or below
+        this, e.g. ``0.01`` (Nøkland's code). Stop reason ``train_error_target``.
+        None: never.
     dropout, input_dropout : float
         Inverted dropout rate of every hidden column and of the input pixels,
         during training only (probe, validation and test passes see none).
@@ -67,6 +84,10 @@ class RunConfig:
         (for ``init="fixed"`` the multiplier *is* the bound/standard deviation).
     feedback_init, feedback_distribution, feedback_scale
         The same for fixed random feedback matrices (FA, frSF, DFA, ...).
+    input_scaling : {"standardise", "unit"}
+        Pixels to inputs: ``standardise`` (``(p/255 - 0.1307) / 0.3081``,
+        zero mean and unit variance over the training set) or ``unit``
+        (``p/255`` in [0, 1], Nøkland's code). numpy backend only for ``unit``.
     seed : int
         Seeds one independent :class:`numpy.random.Generator` per purpose
         (data order, forward weights, feedback, dropout, probe batch; see
@@ -108,10 +129,13 @@ class RunConfig:
     activation: str = "tanh"
     output_activation: str = "linear"
     loss: str = "cross_entropy"
+    loss_reduction: str = "mean"
     optimizer: str = "sgd"
     lr: float = 0.05
     momentum: float = 0.0
     weight_decay: float = 0.0
+    rmsprop_alpha: float = 0.99
+    rmsprop_eps: float = 1e-8
     lr_schedule: str = "constant"
     lr_decay: float = 0.1
     lr_step_epochs: int = 10
@@ -120,6 +144,7 @@ class RunConfig:
     train_subset: int | None = None
     validation: int = 0
     patience: int | None = None
+    stop_train_error: float | None = None
     dropout: float = 0.0
     input_dropout: float = 0.0
     init: str = "xavier"
@@ -128,6 +153,7 @@ class RunConfig:
     feedback_init: str = "xavier"
     feedback_distribution: str = "uniform"
     feedback_scale: float = 1.0
+    input_scaling: str = "standardise"
     seed: int = 0
     probe_size: int = 256
     log_early: bool = True

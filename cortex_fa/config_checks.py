@@ -17,8 +17,10 @@ from cortex_fa.parsing import parse_sizes
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 OUTPUT_ACTIVATIONS = ("linear", "sigmoid", "tanh")
-LOSSES = ("cross_entropy", "mse")
-OPTIMIZERS = ("sgd", "adam")
+LOSSES = ("cross_entropy", "mse", "bce")
+LOSS_REDUCTIONS = ("mean", "sum")
+INPUT_SCALINGS = ("standardise", "unit")
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
 INITS = ("xavier", "he", "lecun", "fixed", "zero")
 DISTRIBUTIONS = ("uniform", "normal")
@@ -157,6 +159,7 @@ def validate(cfg) -> None:
                           "give one per hidden column, from the input up, e.g. fa,fa,bp")
     if cfg.backend == "brian2" and (cfg.dropout or cfg.input_dropout):
         raise ConfigError("dropout is implemented by the numpy backend only; use --backend numpy or --dropout 0")
+    check_recipe_options(cfg)
     if not rule_as_label:
         cfg.check_rule()
 
@@ -172,3 +175,29 @@ def check_column_rule_params(cfg, rules) -> None:
     if unused:
         raise ConfigError(f"rule_params {', '.join(map(repr, unused))} fit none of the column rules "
                           f"{', '.join(names)}; remove them")
+
+
+def check_recipe_options(cfg) -> None:
+    """The options of Nøkland's recipe: bce, loss_reduction, rmsprop, stop_train_error, input_scaling."""
+    _check_choice(cfg, "loss_reduction", LOSS_REDUCTIONS)
+    _check_choice(cfg, "input_scaling", INPUT_SCALINGS)
+    _check_number(cfg, "rmsprop_alpha", minimum=0)
+    if cfg.rmsprop_alpha >= 1:
+        raise ConfigError(f"rmsprop_alpha must be in [0, 1), got {cfg.rmsprop_alpha!r}")
+    _check_number(cfg, "rmsprop_eps", minimum=0, strict=True)
+    _check_number(cfg, "stop_train_error", minimum=0, allow_none=True)
+    if cfg.stop_train_error is not None and cfg.stop_train_error >= 100:
+        raise ConfigError(f"stop_train_error is a training error in percent below 100, e.g. 0.01; "
+                          f"got {cfg.stop_train_error!r}")
+    if cfg.optimizer == "rmsprop" and cfg.momentum:
+        raise ConfigError(f"momentum {cfg.momentum!r} is for sgd; rmsprop here has none (torch's default): use --momentum 0")
+    if cfg.loss == "bce" and cfg.output_activation != "sigmoid":
+        raise ConfigError(f"loss 'bce' is binary cross-entropy of sigmoid outputs: output_activation must be "
+                          f"'sigmoid', got '{cfg.output_activation}'")
+    if cfg.backend == "brian2":
+        refused = [text for flag, text in ((cfg.loss == "bce", "loss bce"),
+                                            (cfg.loss_reduction == "sum", "loss_reduction sum"),
+                                            (cfg.optimizer == "rmsprop", "optimizer rmsprop"),
+                                            (cfg.input_scaling == "unit", "input_scaling unit")) if flag]
+        if refused:
+            raise ConfigError(f"{', '.join(refused)}: implemented by the numpy backend only; use --backend numpy")

@@ -29,11 +29,20 @@ PIXEL_STD = 0.3081
 PIXEL_TABLE = ((np.arange(256, dtype=np.float64) / 255.0 - PIXEL_MEAN) / PIXEL_STD).astype(np.float32)
 
 
-def normalise(images_uint8: np.ndarray) -> np.ndarray:
-    """Map uint8 pixels to zero-mean, unit-variance float32 (per batch)."""
+# uint8 pixel -> pixel / 255 in [0, 1] (``input_scaling="unit"``, Nøkland's code).
+UNIT_PIXEL_TABLE = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
+
+
+def pixel_table(scaling: str = "standardise") -> np.ndarray:
+    """The uint8 -> float32 lookup table of ``input_scaling``: ``standardise`` or ``unit``."""
+    return UNIT_PIXEL_TABLE if scaling == "unit" else PIXEL_TABLE
+
+
+def normalise(images_uint8: np.ndarray, scaling: str = "standardise") -> np.ndarray:
+    """Map uint8 pixels to zero-mean, unit-variance float32 (per batch); ``scaling="unit"``: to [0, 1]."""
     # np.take is the same table lookup as PIXEL_TABLE[images] at ~60% of the
     # cost (no general fancy-indexing machinery); the values are identical.
-    return np.take(PIXEL_TABLE, images_uint8)
+    return np.take(pixel_table(scaling), images_uint8)
 
 
 def one_hot(labels: np.ndarray, n_classes: int = 10, dtype=np.float32) -> np.ndarray:
@@ -93,11 +102,19 @@ def _log_softmax(a):
     return tmp
 
 
-def loss_and_error(a_out, h_out, y, loss: str, out_act: Activation):
+def loss_and_error(a_out, h_out, y, loss: str, out_act: Activation, reduction: str = "mean"):
     """Mean loss over the batch and the output error :math:`e = \\partial \\mathcal{L} / \\partial a_L`.
 
     Softmax cross-entropy: :math:`e = (\\mathrm{softmax}(a_L) - y) / N`.
     Squared error :math:`\\tfrac{1}{2N}\\sum |h_L - y|^2`: :math:`e = (h_L - y) \\odot f'_L(a_L) / N`.
+    Binary cross-entropy of sigmoid outputs :math:`h_L = \\sigma(a_L)`,
+    :math:`-\\tfrac{1}{N}\\sum [y \\log h_L + (1 - y) \\log(1 - h_L)]` (summed over the
+    classes, computed from :math:`a_L` as :math:`\\mathrm{softplus}(a_L) - y a_L`):
+    :math:`e = (h_L - y) / N`.
+
+    With ``reduction="sum"`` the loss is summed over the batch rather than
+    averaged, so ``e`` is not divided by :math:`N` (the returned value stays
+    the per-example mean, for logs and divergence checks).
     """
     n = a_out.shape[0]
     if loss == "cross_entropy":
@@ -105,11 +122,17 @@ def loss_and_error(a_out, h_out, y, loss: str, out_act: Activation):
         value = -float(np.sum(logp * y, dtype=np.float64)) / n
         e = np.exp(logp, out=logp)
         e -= y
+    elif loss == "bce":
+        a64 = a_out.astype(np.float64)
+        softplus = np.maximum(a64, 0.0) + np.log1p(np.exp(-np.abs(a64)))
+        value = float(np.sum(softplus - y * a64)) / n
+        e = h_out - y
     else:
         diff = h_out - y
         value = 0.5 * float(np.sum(diff.astype(np.float64) ** 2)) / n
         e = diff * out_act.derivative(a_out, h_out, np.empty_like(a_out))
-    e /= n
+    if reduction == "mean":
+        e /= n
     return value, e.astype(a_out.dtype, copy=False)
 
 

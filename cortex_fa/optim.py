@@ -100,10 +100,46 @@ class Adam:
         return out
 
 
-def make(name: str, params, momentum: float = 0.0):
-    """The optimiser ``name`` for ``params`` (arrays, or just their shapes)."""
+class RMSprop:
+    """RMSprop with torch's semantics (``torch.optim.RMSprop``, Torch7's ``optim.rmsprop``).
+
+    .. math::
+
+        v \\leftarrow \\alpha v + (1-\\alpha) g^2, \\qquad
+        \\Delta = -\\eta \\frac{g}{\\sqrt{v} + \\epsilon}
+
+    No bias correction: the first steps are large (:math:`v` starts at 0).
+    """
+
+    def __init__(self, shapes, alpha: float = 0.99, eps: float = 1e-8, dtype=np.float32):
+        self.alpha, self.eps = alpha, eps
+        self.square_avg = [np.zeros(s, dtype) for s in shapes]
+        self.scratch = None
+
+    def steps(self, grads, lr: float):
+        """Return increments; overwrites ``grads`` (one scratch array per parameter, no temporaries)."""
+        if self.scratch is None:
+            self.scratch = [np.empty_like(v) for v in self.square_avg]
+        out = []
+        for v, g, s in zip(self.square_avg, grads, self.scratch):
+            v *= self.alpha
+            s = np.multiply(g, g, out=s)
+            s *= 1.0 - self.alpha
+            v += s
+            np.sqrt(v, out=s)
+            s += self.eps
+            np.divide(g, s, out=g)
+            g *= -lr
+            out.append(g)
+        return out
+
+
+def make(name: str, params, momentum: float = 0.0, *, alpha: float = 0.99, eps: float = 1e-8):
+    """The optimiser ``name`` for ``params`` (arrays, or just their shapes); ``alpha``, ``eps``: RMSprop's."""
     if name == "adam":
         return Adam([np.shape(p) for p in params])
+    if name == "rmsprop":
+        return RMSprop([np.shape(p) for p in params], alpha, eps)
     return SGD(params, momentum)
 
 

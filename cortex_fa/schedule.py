@@ -19,7 +19,10 @@ DIVERGED_FACTOR = 100.0
 
 
 def chance_loss(loss: str, n_classes: int = 10) -> float:
-    """Loss of an uninformed network: ln(n) for cross-entropy, 1/2 |y|^2 = 0.5 for MSE."""
+    """Loss of an uninformed network: ln(n) for cross-entropy, 1/2 |y|^2 = 0.5 for MSE,
+    n ln 2 for binary cross-entropy (every sigmoid output at 1/2)."""
+    if loss == "bce":
+        return float(n_classes * np.log(2.0))
     return float(np.log(n_classes)) if loss == "cross_entropy" else 0.5
 
 

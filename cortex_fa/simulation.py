@@ -30,7 +30,7 @@ from collections import deque
 import numpy as np
 
 from cortex_fa import backends, checkpoint, kernels, learned, metrics, outcome, rules, snapshots
-from cortex_fa.callbacks import EarlyStopping, as_callbacks
+from cortex_fa.callbacks import EarlyStopping, TrainErrorTarget, as_callbacks
 from cortex_fa.config import RunConfig
 from cortex_fa.epoch import Epoch, next_block, progress_bar, sigint_stops
 from cortex_fa.network import Network
@@ -66,8 +66,8 @@ class Simulation:
     status : str
         ``ok``, ``diverged`` or ``interrupted``.
     stop_reason : str or None
-        Why the last ``run`` ended early (``early_stop``, ``diverged``,
-        ``interrupted``, or what a callback passed to :meth:`stop`).
+        Why the last ``run`` ended early (``early_stop``, ``train_error_target``,
+        ``diverged``, ``interrupted``, or what a callback passed to :meth:`stop`).
     validation_history : list of float
         Validation accuracy at every epoch end (with ``config.validation``).
     """
@@ -93,7 +93,7 @@ class Simulation:
             self.streams.data.permutation(len(pool))[: min(subset, len(pool))])
         probe_idx = self.streams.probe.choice(self.train_index, size=min(config.probe_size, len(self.train_index)),
                                               replace=False)
-        self.probe = metrics.Probe(kernels.normalise(data.train_images[probe_idx]),
+        self.probe = metrics.Probe(kernels.normalise(data.train_images[probe_idx], config.input_scaling),
                                    kernels.one_hot(data.train_labels[probe_idx]), config.loss)
         self.rule = rules.for_network(network, config.rule, config.rule_params)
         self.model = backends.get(config.backend).compile(network, self.rule, config, self.streams)
@@ -115,6 +115,7 @@ class Simulation:
         self.validation_history: list[float] = []
         self.resumed_at: list[int] = []  # steps at which this run was restored from a checkpoint
         self.current = None  # the Epoch in progress (order, position, running sums), None between epochs
+        self.last_epoch = None  # the Epoch that ended last (its running sums; read by TrainErrorTarget)
         self._stop_request = None
 
     # -- the run -------------------------------------------------------------
@@ -146,14 +147,16 @@ class Simulation:
         if self.status == "diverged":
             return self
         if epochs is None:
-            if self.stop_reason == "early_stop":
+            if self.stop_reason in ("early_stop", "train_error_target"):
                 return self
             target = cfg.epochs
         else:
             if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
                 raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
             target = self.epoch + epochs
-        hooks = ([EarlyStopping(cfg.patience)] if cfg.patience is not None else []) + as_callbacks(callbacks, on_log)
+        hooks = ([EarlyStopping(cfg.patience)] if cfg.patience is not None else []) + (
+            [TrainErrorTarget(cfg.stop_train_error)] if cfg.stop_train_error is not None else []) + as_callbacks(
+            callbacks, on_log)
         self.status, self.stop_reason, self._stop_request = "ok", None, None
         if self.step == 0 and not self.recorder.steps:
             # no test pass at step 0: it would only confirm chance accuracy (~8 % of an epoch's cost)
@@ -190,7 +193,7 @@ class Simulation:
                 if pending:
                     loss_sum, correct = pending.popleft()
                 else:
-                    x = kernels.normalise(data.train_images[idx])
+                    x = kernels.normalise(data.train_images[idx], cfg.input_scaling)
                     labels = data.train_labels[idx]
                     loss_sum, correct = model.train_batch(x, kernels.one_hot(labels), labels, lr)
                 self.clock += time.perf_counter() - t0
@@ -211,7 +214,7 @@ class Simulation:
         finally:
             if bar is not None:
                 bar.close()
-        self.current = None
+        self.current, self.last_epoch = None, ep
         if self._logged(self.step) or len(self.validation_index):  # with a validation split every epoch end is logged
             self._log(self.step, test=True, hooks=hooks, running=ep)
         for cb in hooks:

@@ -12,7 +12,7 @@ from cortex_fa import presets
 from cortex_fa.cli import main
 from cortex_fa.errors import ConfigError
 
-EXPECTED = {"lillicrap2016", "bartunov2018_fc", "nokland2016_dfa", "sign_symmetry", "depth_study"}
+EXPECTED = {"lillicrap2016", "bartunov2018_fc", "nokland2016_dfa", "nokland2016_dfa_adam", "sign_symmetry", "depth_study"}
 
 
 def test_all_reference_presets_are_there():
@@ -35,10 +35,12 @@ def test_published_numbers_are_the_referenced_ones():
     assert presets.load("lillicrap2016").published_errors == {"bp": 2.4, "fa": 2.1, "shallow": 7.2}
     assert presets.load("bartunov2018_fc").published_errors == {"bp": 1.48, "fa": 1.85, "dfa": 2.75}
     assert presets.load("nokland2016_dfa").published_errors == {"dfa": 1.45}
+    assert presets.load("nokland2016_dfa_adam").published_errors == {"dfa": 1.45}
     lil = presets.load("lillicrap2016").spec().configs()[0]
     assert (lil.hidden, lil.activation, lil.output_activation, lil.loss) == ((1000,), "sigmoid", "sigmoid", "mse")
     nok = presets.load("nokland2016_dfa").spec().configs()[0]
     assert nok.init == "zero" and nok.hidden == (800, 800)
+    assert (nok.optimizer, nok.loss, nok.loss_reduction) == ("rmsprop", "bce", "sum")  # the author's code
 
 
 def test_depth_study_quick_overrides():

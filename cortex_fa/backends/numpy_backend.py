@@ -70,7 +70,8 @@ class NumpyModel:
         self.activations = [acts.get(col.activation) for col in network.columns]
         self.state = rule.init_state(network, streams.feedback)
         self._params = self.weights + [b for b in self.biases if b is not None]
-        self.optimizer = optim.make(config.optimizer, self._params, config.momentum)
+        self.optimizer = optim.make(config.optimizer, self._params, config.momentum,
+                                    alpha=config.rmsprop_alpha, eps=config.rmsprop_eps)
         self._workspaces: OrderedDict = OrderedDict()
 
     # -- training -----------------------------------------------------------
@@ -98,7 +99,8 @@ class NumpyModel:
         x, activations = self._dropout(x) if (self.config.dropout or self.config.input_dropout) else (x, self.activations)
         ws = self._workspace(x, activations)
         pre, post = kernels.forward_into(x, self.weights, self.biases, activations, ws.pre, list(ws.post))
-        loss, e = kernels.loss_and_error(pre[-1], post[-1], y, self.config.loss, activations[-1])
+        loss, e = kernels.loss_and_error(pre[-1], post[-1], y, self.config.loss, activations[-1],
+                                         self.config.loss_reduction)
         n = x.shape[0]
         correct = int(np.count_nonzero(np.argmax(pre[-1] if self.config.loss == "cross_entropy" else post[-1], axis=1) == labels))
         if not np.isfinite(loss):
@@ -200,11 +202,12 @@ class NumpyModel:
         # chunk): 5 chunks of the test set then page-fault ~20 MB once, not 5 times.
         dtype = np.result_type(*(W.dtype for W in self.weights))
         size = min(chunk, len(labels))
-        x_buf = np.empty((size, images_uint8.shape[1]), kernels.PIXEL_TABLE.dtype)
+        table = kernels.pixel_table(self.config.input_scaling)
+        x_buf = np.empty((size, images_uint8.shape[1]), table.dtype)
         bufs = [np.empty((size, W.shape[1]), dtype) for W in self.weights]
         for start in range(0, len(labels), chunk):
             lab = labels[start:start + chunk]
-            x = np.take(kernels.PIXEL_TABLE, images_uint8[start:start + chunk], out=x_buf[:len(lab)])
+            x = np.take(table, images_uint8[start:start + chunk], out=x_buf[:len(lab)])
             a, h = self._outputs_inplace(x, [b[:len(lab)] for b in bufs])
             value, _ = kernels.loss_and_error(a, h, kernels.one_hot(lab), self.config.loss, self.activations[-1])
             total_loss += value * len(lab)

@@ -22,8 +22,13 @@ HELP = {
     "hidden": "hidden column sizes, e.g. 500 or 240,240,240 or 240x3",
     "activation": "hidden activation: tanh, relu, sigmoid, linear",
     "output_activation": "readout activation (linear for cross-entropy)",
-    "loss": "cross_entropy or mse",
-    "optimizer": "sgd or adam",
+    "loss": "cross_entropy, mse, or bce (sigmoid outputs, binary cross-entropy on one-hot targets)",
+    "loss_reduction": "mean or sum: the output error averaged or summed over the batch (sum: the update grows with the batch)",
+    "optimizer": "sgd, adam or rmsprop",
+    "rmsprop_alpha": "RMSprop smoothing constant: v = alpha v + (1 - alpha) g^2",
+    "rmsprop_eps": "RMSprop epsilon: step = lr g / (sqrt(v) + eps)",
+    "input_scaling": "pixels to inputs: standardise (zero mean, unit variance) or unit (pixel/255 in [0, 1])",
+    "stop_train_error": "stop after the first epoch whose running training error (percent) is at or below this, e.g. 0.01 (none: never)",
     "lr": "learning rate",
     "init": "forward init scale rule: xavier, he, lecun, fixed, zero",
     "feedback_init": "feedback init scale rule: xavier, he, lecun, fixed, zero",
@@ -83,6 +88,15 @@ def _optional_count(text: str):
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}") from None
 
 
+def _optional_float(text: str):
+    if text.strip().lower() in ("none", "off"):
+        return EXPLICIT_NONE
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+
 def _hidden(text: str):
     try:
         return parse_sizes(text)
@@ -99,6 +113,8 @@ def _type_for(field: dataclasses.Field):
         return _optional_int
     if field.name == "patience":
         return _optional_count
+    if field.name == "stop_train_error":
+        return _optional_float
     default = field.default
     if isinstance(default, bool):
         return _bool

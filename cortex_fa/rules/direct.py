@@ -47,3 +47,9 @@ class DirectRandomTargetProjection(DirectFeedbackAlignment):
     reads_weights = False
     signal = "target"
     summary = "direct random target projection (target -> every column)"
+
+    @classmethod
+    def check_config(cls, config):
+        super().check_config(config)
+        if getattr(config, "loss_reduction", "mean") != "mean":
+            raise ConfigError("rule 'drtp' projects the batch-mean target -y/N; use loss_reduction 'mean'")
