@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -24,7 +25,7 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 OUTPUT_ACTIVATIONS = ("linear", "sigmoid", "tanh")
 LOSSES = ("cross_entropy", "mse")
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "cosine", "plateau")
 INITS = ("xavier", "he", "lecun", "fixed", "zero")
 DISTRIBUTIONS = ("uniform", "normal")
 BACKENDS = ("numpy", "brian2")
@@ -35,7 +36,7 @@ DEFAULT_MAX_PARAMETERS = 50_000_000
 N_TRAIN_IMAGES = 60_000
 # Options added in 0.3 and their defaults, which keep 0.2 behaviour (and 0.2 hashes).
 HASH_NEUTRAL_DEFAULTS = {"validation": 0, "patience": None, "dropout": 0.0, "input_dropout": 0.0,
-                         "snapshots": 0, "column_rules": None}
+                         "snapshots": 0, "column_rules": None, "lr_patience": 3, "label": ""}
 # Largest synapse sample per column that --snapshots accepts (see cortex_fa.snapshots.MAX_PAIRS).
 MAX_SNAPSHOT_PAIRS = 100_000
 # Set while a config is rebuilt from a results file: there the rule is a label, which need not be installed.
@@ -56,9 +57,12 @@ class RunConfig:
         Non-linearity of hidden columns and of the readout column.
     loss : {"cross_entropy", "mse"}
         Softmax cross-entropy or squared error ``1/2 |y_hat - y|^2``.
-    optimizer, lr, momentum, weight_decay, lr_schedule, lr_decay, lr_step_epochs
+    optimizer, lr, momentum, weight_decay, lr_schedule, lr_decay, lr_step_epochs, lr_patience
         Optimiser settings. ``weight_decay`` is L2 decay applied as
-        ``W <- W - lr * weight_decay * W`` each step.
+        ``W <- W - lr * weight_decay * W`` each step. ``lr_schedule="plateau"``
+        multiplies the rate by ``lr_decay`` whenever the validation accuracy
+        has not improved for ``lr_patience`` epochs (needs a validation split;
+        see :func:`cortex_fa.schedule.plateau_drops`).
     batch_size, epochs, train_subset
         Mini-batch size, number of epochs (the maximum when ``patience`` is
         set), and an optional number of training examples to use (the first
@@ -113,6 +117,11 @@ class RunConfig:
     max_parameters : int
         Refuse networks with more weights than this (a guard against typos
         such as ``--hidden 1000000``).
+    label : str
+        Name of the run's variant of its rule in a study (``"bp_wd"``: bp
+        with weight decay, a control): the study's ``rule`` coordinate is
+        :attr:`study_label`, the label or else the rule. Part of the run's
+        identity (hash); ``""``: none.
     """
 
     rule: str = "fa"
@@ -127,6 +136,7 @@ class RunConfig:
     lr_schedule: str = "constant"
     lr_decay: float = 0.1
     lr_step_epochs: int = 10
+    lr_patience: int = 3
     batch_size: int = 100
     epochs: int = 1
     train_subset: int | None = None
@@ -151,6 +161,7 @@ class RunConfig:
     rule_params: dict = field(default_factory=dict)
     backend_params: dict = field(default_factory=dict)
     max_parameters: int = DEFAULT_MAX_PARAMETERS
+    label: str = ""
 
     def __post_init__(self):
         _validate(self)
@@ -159,6 +170,11 @@ class RunConfig:
     @property
     def depth(self) -> int:
         return len(self.hidden)
+
+    @property
+    def study_label(self) -> str:
+        """The run's name in a study's ``rule`` coordinate: its :attr:`label`, else its rule."""
+        return self.label or self.rule
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -309,7 +325,7 @@ def _validate(cfg: RunConfig) -> None:
     _check_number(cfg, "lr_decay", minimum=0, strict=True)
     if cfg.momentum >= 1:
         raise ConfigError(f"momentum must be in [0, 1), got {cfg.momentum!r}")
-    for name in ("batch_size", "epochs", "probe_size", "log_every", "lr_step_epochs", "max_parameters"):
+    for name in ("batch_size", "epochs", "probe_size", "log_every", "lr_step_epochs", "lr_patience", "max_parameters"):
         _check_number(cfg, name, minimum=1, integer=True)
     _check_number(cfg, "train_subset", minimum=1, integer=True, allow_none=True)
     _check_number(cfg, "validation", minimum=0, integer=True)
@@ -324,6 +340,9 @@ def _validate(cfg: RunConfig) -> None:
             f"train_subset {cfg.train_subset} is larger than the {N_TRAIN_IMAGES - cfg.validation:,} images left "
             f"after a validation split of {cfg.validation}; use train_subset <= {N_TRAIN_IMAGES - cfg.validation}"
         )
+    if cfg.lr_schedule == "plateau" and not cfg.validation:
+        raise ConfigError("lr_schedule 'plateau' watches the validation accuracy; set validation, e.g. 10000")
+    _check_label(cfg.label)
     if cfg.patience is not None and not cfg.validation:
         raise ConfigError(f"patience {cfg.patience} needs a validation split to watch; set validation, e.g. 10000")
     for name in ("dropout", "input_dropout"):
@@ -366,6 +385,19 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError("dropout is implemented by the numpy backend only; use --backend numpy or --dropout 0")
     if not rule_as_label:
         cfg.check_rule()
+        if cfg.label and cfg.label != cfg.rule and cfg.label in rules.available():
+            raise ConfigError(f"label {cfg.label!r} is the name of another rule; a {cfg.rule} variant needs its own "
+                              f"name, e.g. {cfg.rule}_{cfg.label}")
+
+
+LABEL_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.+-]{0,63}")
+
+
+def _check_label(label) -> None:
+    """A variant's label: a short name that can be a study coordinate (``bp_wd``)."""
+    if not isinstance(label, str) or (label and not LABEL_PATTERN.fullmatch(label)):
+        raise ConfigError(f"label must be a short name of letters, digits and _.+- starting with a letter "
+                          f"(e.g. bp_wd), got {label!r}")
 
 
 def _check_column_rule_params(cfg, rules) -> None:
