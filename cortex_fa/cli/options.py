@@ -38,6 +38,10 @@ HELP = {
     "input_dropout": "inverted dropout rate of the input pixels, training only",
     "column_rules": "one layer-wise rule per hidden column, from the input up, e.g. fa,fa,bp (default: --rule everywhere)",
     "snapshots": "store W/B snapshots: at most this many synapse pairs per column (0: none), e.g. 2000",
+    "lr_schedule": "learning-rate schedule: constant, step, cosine or plateau (cut by --lr-decay when the "
+                   "validation accuracy has not improved for --lr-patience epochs)",
+    "lr_patience": "plateau schedule: epochs without a better validation accuracy before the rate is cut",
+    "label": "name of this variant of its rule in a study (e.g. bp_wd); the study's rule coordinate",
 }
 
 
