@@ -15,7 +15,7 @@ from cortex_fa.config import RunConfig, load_toml, parse_sizes
 from cortex_fa.errors import ConfigError
 
 # Tables of a config file that are not run options.
-NON_RUN_TABLES = ("sweep", "grid", "quick", "published", "meta", "preset")
+NON_RUN_TABLES = ("sweep", "grid", "quick", "published", "meta", "preset", "protocol")
 
 HELP = {
     "rule": "learning rule: bp, fa, usf, frsf, brsf, dfa, ifa, kp, drtp, shallow, or an installed plugin's",

@@ -22,7 +22,7 @@ from cortex_fa.cli.serve import add_serve_options, keep_serving, start_live
 from cortex_fa.config import RunConfig, parse_rules
 from cortex_fa.errors import ConfigError, did_you_mean
 
-SECTIONS = ("sweep", "grid", "quick", "published", "preset")
+SECTIONS = ("sweep", "grid", "quick", "published", "preset", "protocol")
 TABLES = ("run", *SECTIONS)  # every table a sweep config (or a preset file) may hold
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 
