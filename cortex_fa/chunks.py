@@ -57,10 +57,10 @@ def join_attrs(attrs_list) -> dict:
         if key in _SAME and (len(distinct) > 1 or len(values) < len(attrs_list)):
             raise ResultsError(f"the chunks differ in {key} ({', '.join(d[:60] for d in distinct)}); "
                                "they are not parts of one study")
-        if len(distinct) == 1 and len(values) == len(attrs_list):
-            out[key] = values[0]
-        elif key == "n_runs":
+        if key == "n_runs":
             out[key] = int(sum(int(v) for v in values))
+        elif len(distinct) == 1 and len(values) == len(attrs_list):
+            out[key] = values[0]
         elif key == "created":
             out[key] = max(distinct)
         elif key == "history":
@@ -107,6 +107,8 @@ def concat_studies(parts, dim: str) -> xr.Dataset:
     with xr.set_options(keep_attrs=True):
         out = xr.concat(ready, dim=dim, join="outer", data_vars="minimal", coords="minimal", compat="equals",
                         combine_attrs="drop", fill_value=_fill(ready))
+    for name in out.variables:  # a part's on-disk encoding (e.g. its width of text) fits that part only
+        out[name].encoding = {}
     for name in out.data_vars:  # the parts' descriptions of their variables
         for p in ready:
             if name in p:
@@ -143,4 +145,7 @@ def combine_chunks(parts) -> xr.Dataset:
 
 def split_by_depth(study: xr.Dataset) -> list[xr.Dataset]:
     """The chunks of a study, one per depth (the inverse of :func:`combine_chunks`)."""
-    return [study.sel({DEPTH: [d]}) for d in study[DEPTH].values]
+    parts = [study.sel({DEPTH: [d]}) for d in study[DEPTH].values]
+    for part in parts:  # each chunk counts its own runs, as the sweep that wrote it would
+        part.attrs = {**study.attrs, "n_runs": int((part["status"] != "missing").sum())}
+    return parts
