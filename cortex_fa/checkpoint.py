@@ -107,7 +107,8 @@ def store(sim, path) -> Path:
     counters = {"step": sim.step, "clock": sim.clock, "status": sim.status, "stop_reason": sim.stop_reason,
                 "diverged_at": sim.diverged_at, "validation_history": sim.validation_history,
                 "epoch": None if ep is None else {"number": ep.number, "position": ep.position, "loss": ep.loss,
-                                                  "correct": ep.correct, "seen": ep.seen},
+                                                  "correct": ep.correct, "seen": ep.seen,
+                                                  "lr_drops": ep.lr_drops},
                 "adam_t": getattr(sim.model.optimizer, "t", None), "resumed_at": sim.resumed_at}
     ds.attrs = {
         "title": TITLE, "checkpoint_version": VERSION, "cortex_fa_version": __version__,
@@ -180,7 +181,9 @@ def apply(sim, ds) -> None:
     if counters["epoch"] is not None:
         e = counters["epoch"]
         sim.current = Epoch(int(e["number"]), ds["epoch_order"].values.astype(np.int64), int(e["position"]),
-                            float(e["loss"]), int(e["correct"]), int(e["seen"]))
+                            float(e["loss"]), int(e["correct"]), int(e["seen"]),
+                            # older checkpoints: the count follows from the restored history
+                            int(e.get("lr_drops", sim.lr_drops)))
     _restore_rows(sim.recorder, ds)
     if sim.snapshots is not None and "snapshot_step" in ds.dims:
         _restore_snapshots(sim.snapshots, ds)

@@ -34,7 +34,7 @@ from cortex_fa.limits import Limits, check_sizes
 
 RUN_DIMS = ("rule", DEPTH, "seed")  # DEPTH is "n_hidden"
 # Options that define a run's identity but never become a swept dim of their own.
-_STRUCTURAL = ("rule", "hidden", "seed")
+_STRUCTURAL = ("rule", "hidden", "seed", "label")
 # per-run attribute -> long_name of the study variable that holds it
 _RUN_ATTRS = {"status": "run status: ok, diverged or missing", "config_hash": "SHA-256 (16 hex digits) of config",
               "config": "the run's full RunConfig (JSON)", "created": "UTC time the run was created",
@@ -68,12 +68,15 @@ def _option_value(config: RunConfig, name: str):
     return _coord_value(getattr(config, name))
 
 
-def swept_options(configs) -> dict[str, list]:
-    """Run options (besides rule/hidden/seed) that differ between ``configs``.
+def swept_options(configs, per_cell=()) -> dict[str, list]:
+    """Run options (besides rule/hidden/seed/label) that differ between ``configs``.
 
     An option with one value per rule (e.g. each rule at its own learning
-    rate) is not a dim: it belongs to the rule, and each run's ``config``
-    variable records it.
+    rate), or one value per rule and depth for the options named in
+    ``per_cell`` (a sweep's ``per_cell`` options: rates chosen per rule and
+    depth), is not a dim: it belongs to the cell, and each run's ``config``
+    variable records it. Rules are told apart by their
+    :attr:`~cortex_fa.config.RunConfig.study_label` (variants too).
 
     Returns
     -------
@@ -94,11 +97,12 @@ def swept_options(configs) -> dict[str, list]:
     out = {}
     for name in names:
         values = {json.dumps(_option_value(c, name), sort_keys=True) for c in configs}
-        per_rule = {}
+        groups = {}
         for c in configs:
-            per_rule.setdefault(c.rule, set()).add(json.dumps(_option_value(c, name), sort_keys=True))
-        if len(per_rule) > 1 and all(len(v) == 1 for v in per_rule.values()):
-            continue  # set per rule (each rule at its own lr, say): part of the rule, not a dim; kept in `config`
+            key = (c.study_label, c.depth) if name in per_cell else c.study_label
+            groups.setdefault(key, set()).add(json.dumps(_option_value(c, name), sort_keys=True))
+        if len(groups) > 1 and all(len(v) == 1 for v in groups.values()):
+            continue  # set per rule or per cell (each rule at its own lr): not a dim; kept in `config`
         if len(values) > 1:
             coords = [json.loads(v) for v in values]
             out[name] = sorted(coords) if len({type(c) for c in coords}) == 1 else sorted(map(str, coords))
@@ -110,7 +114,7 @@ def _cell(config: RunConfig, swept: dict) -> tuple:
     for name, coords in swept.items():
         value = _option_value(config, name)
         extra.append(str(value) if isinstance(coords[0], str) else value)
-    return (config.rule, config.depth, config.seed, *extra)
+    return (config.study_label, config.depth, config.seed, *extra)
 
 
 def _steps_per_epoch(run: xr.Dataset) -> int:
@@ -163,7 +167,8 @@ def combine_runs(runs, *, sweep: dict | None = None, coords: dict | None = None,
     shas = {r.attrs.get("data_sha256", "unknown") for r in runs}
     if len(shas) > 1:
         raise ResultsError(f"runs were trained on different data (data_sha256 {sorted(shas)}); refusing to combine")
-    swept = swept_options(configs)
+    per_cell = {n for options in (sweep or {}).get("per_cell", {}).values() for n in options}
+    swept = swept_options(configs, per_cell)
     coords = {k: [_coord_value(v) for v in vals] for k, vals in (coords or {}).items()}
     for name, values in coords.items():
         if name not in RUN_DIMS and name not in swept:

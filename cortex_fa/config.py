@@ -27,7 +27,7 @@ from cortex_fa.parsing import MAX_COLUMNS, load_toml, parse_sizes  # noqa: F401 
 DEFAULT_MAX_PARAMETERS = 50_000_000
 # Options added in 0.3 and their defaults, which keep 0.2 behaviour (and 0.2 hashes).
 HASH_NEUTRAL_DEFAULTS = {"validation": 0, "patience": None, "dropout": 0.0, "input_dropout": 0.0,
-                         "snapshots": 0, "column_rules": None}
+                         "snapshots": 0, "column_rules": None, "lr_patience": 3, "label": ""}
 # Options added for the author's recipe of Nøkland 2016 (0.4); their defaults keep earlier hashes.
 HASH_NEUTRAL_DEFAULTS.update({"loss_reduction": "mean", "rmsprop_alpha": 0.99, "rmsprop_eps": 1e-8,
                               "stop_train_error": None, "input_scaling": "standardise"})
@@ -53,9 +53,12 @@ class RunConfig:
         How the output error is reduced over a batch: ``mean`` divides it by
         the batch size; ``sum`` does not (Nøkland's code), so an update
         grows with the batch. Reported losses are per-example means either way.
-    optimizer, lr, momentum, weight_decay, lr_schedule, lr_decay, lr_step_epochs
+    optimizer, lr, momentum, weight_decay, lr_schedule, lr_decay, lr_step_epochs, lr_patience
         Optimiser settings (``sgd``, ``adam`` or ``rmsprop``). ``weight_decay``
         is L2 decay applied as ``W <- W - lr * weight_decay * W`` each step.
+        ``lr_schedule="plateau"`` multiplies the rate by ``lr_decay`` whenever
+        the validation accuracy has not improved for ``lr_patience`` epochs
+        (needs a validation split; see :func:`cortex_fa.schedule.plateau_drops`).
     rmsprop_alpha, rmsprop_eps
         RMSprop's smoothing constant and epsilon (torch's semantics,
         :class:`cortex_fa.optim.RMSprop`); used only with ``optimizer="rmsprop"``.
@@ -122,6 +125,11 @@ class RunConfig:
     max_parameters : int
         Refuse networks with more weights than this (a guard against typos
         such as ``--hidden 1000000``).
+    label : str
+        Name of the run's variant of its rule in a study (``"bp_wd"``: bp
+        with weight decay, a control): the study's ``rule`` coordinate is
+        :attr:`study_label`, the label or else the rule. Part of the run's
+        identity (hash); ``""``: none.
     """
 
     rule: str = "fa"
@@ -139,6 +147,7 @@ class RunConfig:
     lr_schedule: str = "constant"
     lr_decay: float = 0.1
     lr_step_epochs: int = 10
+    lr_patience: int = 3
     batch_size: int = 100
     epochs: int = 1
     train_subset: int | None = None
@@ -165,6 +174,7 @@ class RunConfig:
     rule_params: dict = field(default_factory=dict)
     backend_params: dict = field(default_factory=dict)
     max_parameters: int = DEFAULT_MAX_PARAMETERS
+    label: str = ""
 
     def __post_init__(self):
         validate(self)
@@ -173,6 +183,11 @@ class RunConfig:
     @property
     def depth(self) -> int:
         return len(self.hidden)
+
+    @property
+    def study_label(self) -> str:
+        """The run's name in a study's ``rule`` coordinate: its :attr:`label`, else its rule."""
+        return self.label or self.rule
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import re
 from types import SimpleNamespace
 
 from cortex_fa.errors import ConfigError, choices_text, did_you_mean
@@ -21,7 +22,7 @@ LOSSES = ("cross_entropy", "mse", "bce")
 LOSS_REDUCTIONS = ("mean", "sum")
 INPUT_SCALINGS = ("standardise", "unit")
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "cosine", "plateau")
 INITS = ("xavier", "he", "lecun", "fixed", "zero")
 DISTRIBUTIONS = ("uniform", "normal")
 BACKENDS = ("numpy", "brian2")
@@ -104,7 +105,7 @@ def validate(cfg) -> None:
     _check_number(cfg, "lr_decay", minimum=0, strict=True)
     if cfg.momentum >= 1:
         raise ConfigError(f"momentum must be in [0, 1), got {cfg.momentum!r}")
-    for name in ("batch_size", "epochs", "probe_size", "log_every", "lr_step_epochs", "max_parameters"):
+    for name in ("batch_size", "epochs", "probe_size", "log_every", "lr_step_epochs", "lr_patience", "max_parameters"):
         _check_number(cfg, name, minimum=1, integer=True)
     _check_number(cfg, "train_subset", minimum=1, integer=True, allow_none=True)
     _check_number(cfg, "validation", minimum=0, integer=True)
@@ -119,6 +120,9 @@ def validate(cfg) -> None:
             f"train_subset {cfg.train_subset} is larger than the {N_TRAIN_IMAGES - cfg.validation:,} images left "
             f"after a validation split of {cfg.validation}; use train_subset <= {N_TRAIN_IMAGES - cfg.validation}"
         )
+    if cfg.lr_schedule == "plateau" and not cfg.validation:
+        raise ConfigError("lr_schedule 'plateau' watches the validation accuracy; set validation, e.g. 10000")
+    check_label(cfg.label)
     if cfg.patience is not None and not cfg.validation:
         raise ConfigError(f"patience {cfg.patience} needs a validation split to watch; set validation, e.g. 10000")
     for name in ("dropout", "input_dropout"):
@@ -162,6 +166,21 @@ def validate(cfg) -> None:
     check_recipe_options(cfg)
     if not rule_as_label:
         cfg.check_rule()
+        from cortex_fa import rules  # late, as in check_rule
+
+        if cfg.label and cfg.label != cfg.rule and cfg.label in rules.available():
+            raise ConfigError(f"label {cfg.label!r} is the name of another rule; a {cfg.rule} variant needs its own "
+                              f"name, e.g. {cfg.rule}_{cfg.label}")
+
+
+LABEL_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.+-]{0,63}")
+
+
+def check_label(label) -> None:
+    """A variant's label: a short name that can be a study coordinate (``bp_wd``)."""
+    if not isinstance(label, str) or (label and not LABEL_PATTERN.fullmatch(label)):
+        raise ConfigError(f"label must be a short name of letters, digits and _.+- starting with a letter "
+                          f"(e.g. bp_wd), got {label!r}")
 
 
 def check_column_rule_params(cfg, rules) -> None:

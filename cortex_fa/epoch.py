@@ -29,6 +29,9 @@ class Epoch:
         Images of ``order`` already trained on.
     loss, correct, seen : float, int, int
         Running sums for ``train_loss`` and ``train_accuracy``.
+    lr_drops : int
+        Cuts of the rate a plateau schedule made before this epoch (fixed
+        for the epoch; see :func:`cortex_fa.schedule.plateau_drops`).
     """
 
     number: int
@@ -37,6 +40,7 @@ class Epoch:
     loss: float = 0.0
     correct: int = 0
     seen: int = 0
+    lr_drops: int = 0
 
     def add(self, loss_sum: float, correct: int, n: int) -> None:
         self.loss += loss_sum
@@ -44,8 +48,8 @@ class Epoch:
         self.seen += n
 
     def learning_rate(self, config, step: int, total: int) -> float:
-        """The rate of the update after ``step`` (constant and step schedules change per epoch only)."""
-        return optim.learning_rate(config, self.number, step, total)
+        """The rate of the update after ``step`` (constant, step and plateau schedules change per epoch only)."""
+        return optim.learning_rate(config, self.number, step, total, self.lr_drops)
 
 
 def next_block(model, data, epoch: Epoch, bs, step, steps_per_epoch, logged, config, total) -> deque:

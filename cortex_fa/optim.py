@@ -143,12 +143,16 @@ def make(name: str, params, momentum: float = 0.0, *, alpha: float = 0.99, eps: 
     return SGD(params, momentum)
 
 
-def learning_rate(config, epoch: int, step: int, total_steps: int) -> float:
+def learning_rate(config, epoch: int, step: int, total_steps: int, drops: int = 0) -> float:
     """Learning rate for this step under the configured schedule.
 
     ``step``: ``lr * lr_decay ** (epoch // lr_step_epochs)``;
-    ``cosine``: ``lr * (1 + cos(pi * step / total_steps)) / 2``.
+    ``cosine``: ``lr * (1 + cos(pi * step / total_steps)) / 2``;
+    ``plateau``: ``lr * lr_decay ** drops``, with ``drops`` the cuts so far
+    (:func:`cortex_fa.schedule.plateau_drops` of the validation history).
     """
+    if config.lr_schedule == "plateau":
+        return config.lr * config.lr_decay ** drops
     if config.lr_schedule == "step":
         return config.lr * config.lr_decay ** (epoch // config.lr_step_epochs)
     if config.lr_schedule == "cosine":

@@ -14,7 +14,10 @@ A preset file has the tables of a sweep config (``[run]`` fixed options,
 * ``[published]``: ``source``, ``metric`` ("selected": test error at the
   best-validation epoch, or "final"), ``depth``
   (the network depth the numbers refer to), ``notes`` and a
-  ``[published.test_error]`` table of percent test error per rule.
+  ``[published.test_error]`` table of percent test error per rule;
+* ``[protocol]``: a protocol declared before the run (reference rule, the
+  grid and seeds that choose each rule's rate per depth, the exclusion
+  rule, the margin); run by ``cortex-fa protocol``, see :mod:`cortex_fa.protocol`.
 
 Example::
 
@@ -35,7 +38,7 @@ from cortex_fa.config import load_toml
 from cortex_fa.errors import ConfigError, did_you_mean
 
 _SWEEP_KEYS = ("rules", "depths", "seeds", "width")
-_TABLES = ("preset", "run", "sweep", "grid", "quick", "published")
+_TABLES = ("preset", "run", "sweep", "grid", "quick", "published", "protocol")
 ENV = "CORTEX_FA_MODELS_DIR"
 PACKAGE = "cortex_fa._models"  # models/ as package data (see [tool.setuptools.package-dir])
 
@@ -138,6 +141,7 @@ class Preset:
     grid: dict = field(default_factory=dict)
     quick: dict = field(default_factory=dict)
     published: dict = field(default_factory=dict)
+    protocol: dict = field(default_factory=dict)
 
     def spec(self, quick: bool = False):
         """The :class:`~cortex_fa.sweep.SweepSpec` of the full (or ``--quick``) run."""
@@ -221,7 +225,8 @@ def load(name: str) -> Preset:
     stem = path.name[:-5] if path.name.endswith(".toml") else path.name
     preset = Preset(name=stem, path=path, title=meta.get("title", stem), description=meta.get("description", ""),
                     run=table.get("run", {}), sweep=table.get("sweep", {}), grid=table.get("grid", {}),
-                    quick=table.get("quick", {}), published=table.get("published", {}))
+                    quick=table.get("quick", {}), published=table.get("published", {}),
+                    protocol=table.get("protocol", {}))
     for quick in (False, True):
         try:
             preset.spec(quick)
@@ -232,6 +237,10 @@ def load(name: str) -> Preset:
         raise ConfigError(f"preset {path.name}: published.metric must be 'selected' or 'final' (errors chosen on "
                           f"the test set are never compared), got {metric!r}")
     _check_published_errors(path.name, preset.published.get("test_error", {}))
+    if "protocol" in table:
+        from cortex_fa.protocol import check_protocol
+
+        check_protocol(preset)
     return preset
 
 

@@ -296,7 +296,21 @@ def open_results(path, *, limits=None, include_partial: bool = False) -> xr.Data
     else:
         return open_file(p, limits=limits)
     check_sizes(text, limits, runs=len(files), verb="holds")  # before opening any of them
-    return annotate(combine_runs([open_file(f, limits=limits) for f in files], limits=limits))
+    return annotate(combine_runs([open_file(f, limits=limits) for f in files], limits=limits,
+                                 sweep=_per_cell_spec(p if p.is_dir() else Path(files[0]).parent)))
+
+
+def _per_cell_spec(run_dir: Path):
+    """A run dir's sweep spec (``sweep.json``) if it sets options per cell, else None.
+
+    Its ``per_cell`` option names are no dims of the combined study, as in
+    the study file the sweep wrote.
+    """
+    try:
+        spec = json.loads((run_dir / "sweep.json").read_text()).get("spec", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    return spec if isinstance(spec, dict) and isinstance(spec.get("per_cell"), dict) and spec["per_cell"] else None
 
 
 def _drop_partial(files, include_partial: bool) -> list[Path]:

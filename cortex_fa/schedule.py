@@ -76,3 +76,35 @@ def best_epoch(accuracies, patience: int | None = None) -> tuple[int, bool]:
     acc = np.asarray(accuracies, dtype=float)
     best = int(np.nanargmax(acc)) if np.isfinite(acc).any() else 0
     return best, patience is not None and len(acc) - 1 - best >= patience
+
+
+def plateau_drops(accuracies, patience: int) -> int:
+    """How often a plateau schedule has cut the rate after these epoch-end accuracies.
+
+    Walks the validation history: a value above the best so far is an
+    improvement (ties are not, as in :func:`best_epoch`); after ``patience``
+    epochs in a row without one the rate is cut (multiplied by
+    ``lr_decay``) and the count of epochs without improvement starts again,
+    so a long plateau cuts it every ``patience`` epochs. Non-finite values
+    (a diverged evaluation) never improve. Pure: a run restored from a
+    checkpoint gets the same count from its restored history.
+
+    Examples
+    --------
+    >>> plateau_drops([0.90, 0.95, 0.95, 0.94], patience=2)
+    1
+    >>> plateau_drops([0.90, 0.91, 0.92], patience=1)
+    0
+    """
+    if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
+        raise ConfigError(f"lr_patience must be an integer >= 1, got {patience!r}")
+    drops, waited, best = 0, 0, -np.inf
+    for value in accuracies:
+        value = float(value)
+        if np.isfinite(value) and value > best:
+            best, waited = value, 0
+            continue
+        waited += 1
+        if waited >= patience:
+            drops, waited = drops + 1, 0
+    return drops

@@ -37,7 +37,7 @@ from cortex_fa.network import Network
 from cortex_fa.reconcile import reconcile
 from cortex_fa.outcome import STALLED_ACCURACY  # noqa: F401 - re-exported
 from cortex_fa.results import RunRecorder
-from cortex_fa.schedule import DIVERGED_FACTOR, chance_loss, is_logged, validation_split
+from cortex_fa.schedule import DIVERGED_FACTOR, chance_loss, is_logged, plateau_drops, validation_split
 from cortex_fa.streams import DESCRIPTION, RandomStreams
 
 
@@ -164,7 +164,8 @@ class Simulation:
         with sigint_stops(self):
             while self.epoch < target or self.current is not None:
                 if self.current is None:
-                    self.current = Epoch(self.epoch, self.train_index[self.streams.data.permutation(len(self.train_index))])
+                    self.current = Epoch(self.epoch, self.train_index[self.streams.data.permutation(len(self.train_index))],
+                                         lr_drops=self.lr_drops)
                 if not self._train_epoch(hooks):
                     break
         return self
@@ -250,6 +251,13 @@ class Simulation:
         for cb in hooks:  # outside the clock: live writing is not training time
             if hasattr(cb, "on_log"):
                 cb.on_log(self)
+
+    @property
+    def lr_drops(self) -> int:
+        """Cuts of the rate so far under ``lr_schedule="plateau"`` (0 under any other schedule)."""
+        if self.config.lr_schedule != "plateau":
+            return 0
+        return plateau_drops(self.validation_history, self.config.lr_patience)
 
     # -- what a user reads ------------------------------------------------------
     @property

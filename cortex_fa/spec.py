@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from cortex_fa.config import DEFAULT_MAX_PARAMETERS, RunConfig
 from cortex_fa.errors import ConfigError, did_you_mean
 
-_PER_RUN = ("rule", "hidden", "seed")  # set by the sweep itself, never fixed or gridded
+_PER_RUN = ("rule", "hidden", "seed", "label")  # set by the sweep itself, never fixed or gridded
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 # Far beyond any trainable depth; only there so a typo like 10000000000 cannot allocate
 # a (width,) * depth tuple of that length.
@@ -39,7 +39,17 @@ class SweepSpec:
         Run options of one rule only, over ``base``: rule -> options
         (``{"fa": {"lr": 0.1}, "kp": {"rule_params": {"decay": 1e-3}}}``), so
         that each rule trains at its own learning rate. In a TOML file:
-        ``[sweep.per_rule.fa]``.
+        ``[sweep.per_rule.fa]``. An entry whose name is not a rule but which
+        sets ``rule`` is a **variant** of that rule, named in ``rules`` like
+        a rule (``{"bp_wd": {"rule": "bp", "weight_decay": 1e-3}}``): its
+        runs carry the name as their ``label``, the study's ``rule``
+        coordinate.
+    per_cell : dict
+        Run options of one rule (or variant) at one depth, over ``per_rule``:
+        ``"rule@depth"`` -> options (``{"fa@7": {"lr": 0.1}}``: learning
+        rates chosen per rule and depth). In a TOML file:
+        ``[sweep.per_cell."fa@7"]``. Like ``per_rule`` options they belong
+        to the cell, not to a dimension of the study.
     """
 
     rules: tuple
@@ -49,6 +59,7 @@ class SweepSpec:
     base: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)
     per_rule: dict = field(default_factory=dict)
+    per_cell: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for name in ("rules", "depths", "seeds"):
@@ -60,16 +71,29 @@ class SweepSpec:
 
         known = _rules.available()
         for rule, options in self.per_rule.items():
-            if rule not in known:  # a rule left out of this sweep (e.g. by --quick) may keep its entry
-                raise ConfigError(f"per_rule options for unknown rule '{rule}'{did_you_mean(rule, known)}")
             if not isinstance(options, dict):
                 raise ConfigError(f"per_rule.{rule} must be a table of run options, got {options!r}")
-            for name in options:
-                if name not in _FIELDS or name in _PER_RUN:
-                    raise ConfigError(f"per_rule.{rule}: '{name}' is not a run option that can be set per rule"
-                                      f"{did_you_mean(name, list(_FIELDS))}")
-                if name in self.grid:
-                    raise ConfigError(f"per_rule.{rule}.{name} is also swept by the grid; set it in one place")
+            variant = "rule" in options
+            if variant and rule in known:
+                raise ConfigError(f"per_rule.{rule} sets rule = {options['rule']!r}, but {rule} is a rule itself; "
+                                  f"name the variant, e.g. [sweep.per_rule.{options['rule']}_variant]")
+            if variant and options["rule"] not in known:
+                raise ConfigError(f"per_rule.{rule}: rule {options['rule']!r} is not known"
+                                  f"{did_you_mean(str(options['rule']), known)}")
+            if not variant and rule not in known:  # a rule left out of this sweep (e.g. by --quick) may keep its entry
+                raise ConfigError(f"per_rule options for unknown rule '{rule}'{did_you_mean(rule, known)}; "
+                                  f"a variant of a rule names it: rule = \"bp\"")
+            self._check_options(f"per_rule.{rule}", options, allowed=("rule",) if variant else ())
+        for key, options in self.per_cell.items():
+            name, at, depth = str(key).partition("@")
+            if not at or not name or not depth.isdigit():
+                raise ConfigError(f"per_cell key {key!r} must be RULE@DEPTH, e.g. \"fa@3\"")
+            if name not in known and name not in self.per_rule:
+                raise ConfigError(f"per_cell.{key}: '{name}' is neither a rule nor a variant of per_rule"
+                                  f"{did_you_mean(name, [*known, *self.per_rule])}")
+            if not isinstance(options, dict):
+                raise ConfigError(f"per_cell.{key} must be a table of run options, got {options!r}")
+            self._check_options(f"per_cell.{key}", options)
         for name, values in self.grid.items():
             if name in _PER_RUN:
                 raise ConfigError(f"cannot --grid '{name}': use --{'depths/--width' if name == 'hidden' else name + 's'}")
@@ -80,11 +104,34 @@ class SweepSpec:
                 raise ConfigError(f"{name} lists a value twice: {', '.join(map(str, values))}")
         self.configs()  # validate every cell now, not on a worker
 
+    def _check_options(self, where: str, options: dict, allowed=()) -> None:
+        for name in options:
+            if name in allowed:
+                continue
+            if name in _PER_RUN:
+                raise ConfigError(f"{where}: '{name}' is not a run option that can be set per rule or cell "
+                                  "(the sweep sets it per run)"
+                                  + ("; a variant is a per_rule entry of its own name" if name == "label" else ""))
+            if name not in _FIELDS:
+                raise ConfigError(f"{where}: '{name}' is not a run option{did_you_mean(name, list(_FIELDS))}")
+            if name in self.grid:
+                raise ConfigError(f"{where}.{name} is also swept by the grid; set it in one place")
+
+    def cell_options(self, rule: str, depth: int) -> dict:
+        """The options of rule (or variant) ``rule`` at ``depth`` over ``base``: per_rule, then per_cell."""
+        options = {**self.per_rule.get(rule, {}), **self.per_cell.get(f"{rule}@{depth}", {})}
+        name = options.pop("rule", rule)
+        return {**options, "rule": name, **({"label": rule} if name != rule else {})}
+
     def configs(self) -> list[RunConfig]:
         """Every run of the sweep, validated (ConfigError names the failing cell)."""
         out, names = [], list(self.grid)
         for rule, depth, seed, *values in itertools.product(self.rules, self.depths, self.seeds, *self.grid.values()):
-            cell = {**self.base, **self.per_rule.get(rule, {}), **dict(zip(names, values)), "rule": rule, "seed": seed}
+            own = self.cell_options(rule, depth)
+            cell = {**self.base, **{k: v for k, v in own.items() if k not in ("rule", "label")},
+                    **dict(zip(names, values)), "seed": seed, "rule": own["rule"]}
+            if "label" in own:
+                cell["label"] = own["label"]
             try:
                 _check_size(self.width, depth, cell.get("max_parameters", DEFAULT_MAX_PARAMETERS))
                 out.append(RunConfig.from_dict({**cell, "hidden": (self.width,) * depth}))
@@ -106,6 +153,10 @@ class SweepSpec:
         used = {r: dict(o) for r, o in self.per_rule.items() if r in self.rules}
         if used:  # absent when unused, so a 0.2 sweep's manifest still matches
             out["per_rule"] = used
+        cells = {k: dict(o) for k, o in self.per_cell.items()
+                 if k.partition("@")[0] in self.rules and int(k.partition("@")[2]) in self.depths}
+        if cells:
+            out["per_cell"] = cells
         return out
 
     @classmethod
@@ -114,13 +165,16 @@ class SweepSpec:
 
         Text from the command line is parsed first by :mod:`cortex_fa.cli.sweep`.
         """
-        unknown = set(table) - {"rules", "depths", "seeds", "width", "grid", "per_rule"}
+        unknown = set(table) - {"rules", "depths", "seeds", "width", "grid", "per_rule", "per_cell"}
         if unknown:
             raise ConfigError(f"unknown sweep key(s) {', '.join(sorted(unknown))}; "
-                              "valid: rules, depths, seeds, width, grid, per_rule")
+                              "valid: rules, depths, seeds, width, grid, per_rule, per_cell")
         per_rule = table.get("per_rule") or {}
         if not isinstance(per_rule, dict):
             raise ConfigError(f"per_rule must be a table of rule -> run options, got {per_rule!r}")
+        per_cell = table.get("per_cell") or {}
+        if not isinstance(per_cell, dict):
+            raise ConfigError(f"per_cell must be a table of \"rule@depth\" -> run options, got {per_cell!r}")
         if "rules" not in table:
             raise ConfigError("the sweep needs rules, e.g. --rules bp,fa")
         grid = {}
@@ -134,7 +188,7 @@ class SweepSpec:
                    depths=tuple(parse_list(table.get("depths", [1]), "depths", int)),
                    seeds=tuple(parse_list(table.get("seeds", [0]), "seeds", int)),
                    width=int(parse_list(table.get("width", 500), "width", int)[0]),
-                   base=dict(base or {}), grid=grid, per_rule=dict(per_rule))
+                   base=dict(base or {}), grid=grid, per_rule=dict(per_rule), per_cell=dict(per_cell))
 
 
 def parse_list(value, name: str, kind) -> list:

@@ -16,7 +16,7 @@ from cortex_fa import __version__
 from cortex_fa.errors import CortexFAError
 
 # Sub-command modules, in the order they appear in --help.
-SUBCOMMANDS = ("data", "run", "sweep", "report", "reproduce", "plot", "serve")
+SUBCOMMANDS = ("data", "run", "sweep", "report", "reproduce", "protocol", "plot", "serve")
 
 
 class _Parser(argparse.ArgumentParser):

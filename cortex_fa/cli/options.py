@@ -15,7 +15,7 @@ from cortex_fa.config import RunConfig, load_toml, parse_sizes
 from cortex_fa.errors import ConfigError
 
 # Tables of a config file that are not run options.
-NON_RUN_TABLES = ("sweep", "grid", "quick", "published", "meta", "preset")
+NON_RUN_TABLES = ("sweep", "grid", "quick", "published", "meta", "preset", "protocol")
 
 HELP = {
     "rule": "learning rule: bp, fa, usf, frsf, brsf, dfa, ifa, kp, drtp, shallow, or an installed plugin's",
@@ -43,6 +43,10 @@ HELP = {
     "input_dropout": "inverted dropout rate of the input pixels, training only",
     "column_rules": "one layer-wise rule per hidden column, from the input up, e.g. fa,fa,bp (default: --rule everywhere)",
     "snapshots": "store W/B snapshots: at most this many synapse pairs per column (0: none), e.g. 2000",
+    "lr_schedule": "learning-rate schedule: constant, step, cosine or plateau (cut by --lr-decay when the "
+                   "validation accuracy has not improved for --lr-patience epochs)",
+    "lr_patience": "plateau schedule: epochs without a better validation accuracy before the rate is cut",
+    "label": "name of this variant of its rule in a study (e.g. bp_wd); the study's rule coordinate",
 }
 
 

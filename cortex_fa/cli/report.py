@@ -23,9 +23,9 @@ def register(subparsers) -> None:
                     "<stem>.report.md and <stem>.<table>.csv.",
     )
     p.add_argument("path", help="study file, run file, run directory or quoted glob of run files")
-    p.add_argument("--margin", type=float, default=0.5,
+    p.add_argument("--margin", type=float, default=None,
                    help="verdicts and breaking depth: margin in percentage points of test error, turned into whole "
-                        "test images (0.5 = 50 of 10,000)")
+                        "test images (0.5 = 50 of 10,000; default 0.5, or a protocol study's declared margin)")
     p.add_argument("--reference", default=None,
                    help="verdicts and breaking depth: reference rule (default bp, if in the study)")
     p.add_argument("--metric", choices=("selected", "final", "oracle_best"), default=None,
@@ -79,7 +79,7 @@ def build_tables(study, *, margin=0.5, reference="bp", metric=None) -> list[Tabl
     tables = [interval(s, k, "n_hidden", f"{k}_error", ERROR_TITLES[k]) for k in kinds]
     if validated:
         tables += _selection_tables(study)
-        for dim in (d for d in study.dims if d not in ("rule", "n_hidden", "seed", *RUN_INTERNAL_DIMS)):
+        for dim in (d for d in study["status"].dims if d not in ("rule", "n_hidden", "seed", *RUN_INTERNAL_DIMS)):
             choice = selection.choose_option(study, dim)
             table = wide(choice.score, dim, ".2f", f"choose_{dim}",
                          f"Best validation accuracy (%) per {dim}, mean over depths and seeds; "
@@ -87,6 +87,7 @@ def build_tables(study, *, margin=0.5, reference="bp", metric=None) -> list[Tabl
                              f"{r}={v:g}" if isinstance(v, float) else f"{r}={v}"
                              for r, v in zip(choice.rule.values, choice.chosen.values)))
             tables.append(table)
+    tables += protocol_tables(study)
     if reference in study["rule"].values:
         from cortex_fa import verdicts
 
@@ -117,6 +118,50 @@ def build_tables(study, *, margin=0.5, reference="bp", metric=None) -> list[Tabl
     tables.append(wide(analysis.gradient_flow(study).mean("seed"), "layer", ".3g", "gradient_flow",
                        "Gradient flow: delta_norm per layer / delta_norm of the readout, at the end"))
     return tables
+
+
+def stop_reasons(study):
+    """Per rule, depth and stop reason: how many runs ended that way (missing runs as ``missing``)."""
+    import xarray as xr
+
+    reason = study["stop_reason"].where(study["stop_reason"] != "", study["status"])
+    reason = reason.where(study["status"] != "missing", "missing")
+    names = sorted({str(v) for v in np.unique(reason.values)})
+    runs = [d for d in reason.dims if d not in ("rule", "n_hidden")]
+    counts = [(reason == name).sum(runs).expand_dims(stop_reason=[name]) for name in names]
+    return xr.concat(counts, "stop_reason")
+
+
+def protocol_tables(study) -> list[Table]:
+    """The chosen rates of a protocol study, and every study's stop reasons (no run dropped)."""
+    tables = []
+    if "chosen_lr" in study:
+        tables.append(wide(study["chosen_lr"], "n_hidden", "g", "chosen_lr",
+                           "Learning rate chosen per rule and depth by the declared protocol (best eligible "
+                           "validation score of the grid on the selection seeds; exact ties to the smaller rate)"))
+    if "stop_reason" in study and (study["stop_reason"] != "").any():
+        counts = stop_reasons(study).transpose("rule", "n_hidden", "stop_reason")
+        frame = counts.to_dataframe(name="n")["n"].unstack("stop_reason")
+        frame.index = frame.index.set_names(["rule", "depth"])
+        frame.columns = [str(c) for c in frame.columns]
+        tables.append(Table("stop_reasons", "Stop reasons: runs per rule and depth that ended by each reason "
+                            "(diverged and stalled runs are counted here and enter the tables above)",
+                            frame.map(str), frame))
+    return tables
+
+
+def protocol_defaults(study) -> dict:
+    """A protocol study's declared reference, margin (points) and metric, for the verdicts."""
+    import json
+
+    if "protocol" not in study.attrs:
+        return {}
+    try:
+        declared = json.loads(study.attrs["protocol"])
+    except ValueError:
+        return {}
+    return {"reference": declared.get("reference"), "metric": declared.get("metric"),
+            "margin": declared["margin_images"] / 100.0 if "margin_images" in declared else None}
 
 
 def problem_runs(study) -> list[str]:
@@ -162,11 +207,17 @@ def main(args) -> int:
     from cortex_fa.results import open_results
     from cortex_fa.study import combine_runs
 
-    if not np.isfinite(args.margin) or args.margin < 0:
+    if args.margin is not None and (not np.isfinite(args.margin) or args.margin < 0):
         raise ConfigError(f"--margin must be a finite number of percentage points >= 0, got {args.margin!r}")
     study = open_results(args.path)
     if "rule" not in study.dims:  # a single run: a study of one
         study = combine_runs([study])
+    declared = protocol_defaults(study)  # a protocol study's own reference, margin and metric
+    for name in ("reference", "margin", "metric"):
+        if getattr(args, name) is None and declared.get(name) is not None:
+            setattr(args, name, declared[name])
+    if args.margin is None:
+        args.margin = 0.5
     rules = [str(r) for r in study["rule"].values]
     # A rule asked for by name must exist (else its table would silently vanish); the default
     # bp may be absent (a study of fa runs only), and then there is no breaking-depth table.

@@ -79,6 +79,10 @@ def main(args) -> int:
             print(f"{preset.name:<18} {preset.title}")
         return 0
     preset = presets.load(args.name)
+    if preset.protocol:
+        raise ConfigError(f"preset {preset.name} declares a protocol (rates chosen per rule and depth before the "
+                          f"study); run it with cortex-fa protocol select {preset.name} ... and cortex-fa protocol "
+                          "study (see docs/cli.md#protocol)")
     spec = preset.spec(quick=args.quick)
     from cortex_fa.extras import require
 

@@ -22,7 +22,7 @@ from cortex_fa.cli.serve import add_serve_options, keep_serving, start_live
 from cortex_fa.config import RunConfig, parse_rules
 from cortex_fa.errors import ConfigError, did_you_mean
 
-SECTIONS = ("sweep", "grid", "quick", "published", "preset")
+SECTIONS = ("sweep", "grid", "quick", "published", "preset", "protocol")
 TABLES = ("run", *SECTIONS)  # every table a sweep config (or a preset file) may hold
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 
@@ -49,7 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--data-dir", help="MNIST directory as seen by the workers (default: their cache)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     add_serve_options(p)
-    add_run_options(p, skip=("rule", "hidden", "seed"))
+    add_run_options(p, skip=("rule", "hidden", "seed", "label"))
     p.set_defaults(func=main)
 
 
@@ -159,7 +159,7 @@ def build_spec(args):
             if name not in TABLES and isinstance(table[name], dict):
                 raise ConfigError(f"config file {args.config}: unknown table [{name}]{did_you_mean(name, TABLES)}; "
                                   f"valid: {', '.join(TABLES)}")
-    base = {k: v for k, v in run_options(args, skip=("rule", "hidden", "seed")).items() if k not in SECTIONS}
+    base = {k: v for k, v in run_options(args, skip=("rule", "hidden", "seed", "label")).items() if k not in SECTIONS}
     sweep = dict(table.get("sweep", {}))
     sweep["grid"] = {**table.get("grid", {}), **parse_grid_items(args.grid)}
     for name in ("rules", "depths", "width", "seeds"):
