@@ -310,6 +310,8 @@ MATRIX = {
                "--out", "s.nc", "--data-dir", "{data}"], "dask"),
     "sweep scheduler": (["sweep", "--rules", "fa", "--out", "s.nc", "--scheduler", "tcp://127.0.0.1:9"], "dask"),
     "reproduce run": (["reproduce", "depth_study", "--quick"], "dask"),
+    "protocol select": (["protocol", "select", "depth_protocol", "--quick", "--depths", "1", "--out", "sel.nc",
+                         "--data-dir", "{data}"], "dask"),
     "plot": (["plot", "{run}", "--out", "figs"], "app"),
     "serve": (["serve", "{run}", "--port", "9"], "app"),
 }
