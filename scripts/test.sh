@@ -15,4 +15,8 @@ if ! ldconfig -p 2>/dev/null | grep -q libudunits2.so.0 && [ "$(id -u)" = 0 ] &&
         || echo "   libudunits2 could not be installed: the CF compliance tests may be skipped (or fail under CI=true)"
 fi
 cortex-fa data fetch --quiet
-python -m pytest "$@"
+# Two workers pay on two cores: much of the suite waits on subprocesses, servers and the
+# browser. --dist loadfile keeps each file on one worker, so a module's expensive fixture
+# (a batch of CLI runs, a built wheel, a trained study) is made once. Extra arguments go
+# to pytest; CORTEX_FA_TEST_WORKERS=0 runs in this process (for pdb).
+python -m pytest -n "${CORTEX_FA_TEST_WORKERS:-2}" --dist loadfile "$@"
