@@ -16,7 +16,7 @@ if ! ldconfig -p 2>/dev/null | grep -q libudunits2.so.0 && [ "$(id -u)" = 0 ] &&
 fi
 cortex-fa data fetch --quiet
 # Two workers pay on two cores: much of the suite waits on subprocesses, servers and the
-# browser. --dist loadfile keeps each file on one worker, so a module's expensive fixture
-# (a batch of CLI runs, a built wheel, a trained study) is made once. Extra arguments go
-# to pytest; CORTEX_FA_TEST_WORKERS=0 runs in this process (for pdb).
-python -m pytest -n "${CORTEX_FA_TEST_WORKERS:-2}" --dist loadfile "$@"
+# browser. tests/conftest.py groups a file's tests on one worker where they share an
+# expensive fixture (made once) and hands out slow tests first. Extra arguments go to
+# pytest; CORTEX_FA_TEST_WORKERS=0 runs in this process (for pdb).
+python -m pytest -n "${CORTEX_FA_TEST_WORKERS:-2}" --dist loadgroup "$@"

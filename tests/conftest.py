@@ -32,3 +32,34 @@ def mnist():
     from cortex_fa.data import load_mnist
 
     return load_mnist(progress=False)
+
+
+# -- running on pytest-xdist workers (scripts/test.sh: -n 2 --dist loadgroup) --------------
+
+def _uses_own_shared_fixture(item) -> bool:
+    """Does the test use a module- or session-scoped fixture defined in its own file?"""
+    info = getattr(item, "_fixtureinfo", None)
+    module = getattr(item, "module", None)
+    if info is None or module is None:
+        return False
+    for defs in info.name2fixturedefs.values():
+        last = defs[-1]
+        if last.scope in ("module", "session") and getattr(last.func, "__module__", None) == module.__name__:
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group what must share a worker, and hand out the slow tests first.
+
+    A file whose tests share an expensive fixture of its own (a batch of CLI
+    runs, a built wheel, a trained study) stays on one worker, so the fixture
+    is made once; a test marked ``spread`` opts out (its cases are long and the
+    fixture is cheap next to them). Every other test is scheduled on its own.
+    Slow tests go first so that no long test starts last and holds up the run.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None and item.get_closest_marker("spread") is None \
+                and _uses_own_shared_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise

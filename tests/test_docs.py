@@ -547,6 +547,7 @@ def _pages_with_work():
 
 @pytest.mark.mnist
 @pytest.mark.slow
+@pytest.mark.spread  # pages take up to minutes each; sample_results is seconds
 @pytest.mark.parametrize("page", _pages_with_work())
 def test_page_commands_run(page, tmp_path, sample_results):
     """Run a page's commands and python blocks in order, in a fresh directory."""

@@ -22,9 +22,9 @@ from test_security import free_port, stop, wait_listening
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-# Wide enough that a run takes tens of seconds even on an idle machine (a 128-unit
-# column finished all four runs before the page had redrawn once).
-SWEEP = ["--rules", "bp,fa", "--depths", "1", "--width", "1500", "--seeds", "0,1", "--epochs", "8",
+# Wide enough that a run takes seconds even on an idle machine (a 128-unit column
+# finished all four runs before the page had redrawn once; the page redraws every 2 s).
+SWEEP = ["--rules", "bp,fa", "--depths", "1", "--width", "1000", "--seeds", "0,1", "--epochs", "6",
          "--train-subset", "6000", "--batch-size", "10", "--probe-size", "100", "--workers", "1",
          "--quiet"]
 
