@@ -70,6 +70,8 @@ MAPPED = [
      "installs into .venv (its env.sh runs in CI: .ci/run -> scripts/test.sh) and runs the quick depth study; "
      "its data/report/plot commands are run here on other pages, the reproduce step is mapped below"),
     (r"^bash scripts/test\.sh\b", ".ci/run", "the whole suite: this is what CI runs"),
+    (r"^python3? -m pytest\b", ".ci/run", "the suite or a part of it: running it from inside the suite would recurse; "
+     "CI runs all of it"),
     (r"^python3? -m venv\b", "scripts/env.sh", "environment set-up, done by env.sh in CI"),
     (r"^(\.|source) \.venv/bin/activate$", "scripts/env.sh", "environment set-up, done by env.sh in CI"),
     (r"^(python3? -m )?pip install\b", "scripts/env.sh", "installation, done by env.sh in CI"),
