@@ -353,7 +353,7 @@ def test_block_returns_losses_and_keeps_the_fixed_point(tiny_data):
 
 
 def test_settling_steps_follow_the_discrete_chain():
-    from cortex_fa.backends.brian2_options import chain, chain_error, settle_steps
+    from cortex_fa.backends.brian2.settling import chain, chain_error, settle_steps
 
     for dt in (0.2, 1.0, 5.0, 50.0):
         alphas = chain(2, "layerwise", 1.0, dt, 0.0)

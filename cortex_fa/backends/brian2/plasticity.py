@@ -1,7 +1,7 @@
 """The Brian2 network with its learning written as Brian2 code (no training logic in Python).
 
 Columns and summed synaptic inputs are those of
-:mod:`cortex_fa.backends.brian2_network`. On top of them:
+:mod:`cortex_fa.backends.brian2.groups`. On top of them:
 
 - **Inputs from Brian2.** Two :class:`brian2.TimedArray` objects on the
   presentation clock hold a block of images and one-hot targets; a third the
@@ -36,10 +36,10 @@ from __future__ import annotations
 
 from cortex_fa.extras import require
 
-require("brian2", "cortex_fa.backends.brian2_plastic")  # one line naming the extra, not a traceback, without brian2
+require("brian2", "cortex_fa.backends.brian2.plasticity")  # one line naming the extra, not a traceback, without brian2
 import brian2 as b2  # noqa: E402
 
-from cortex_fa.backends.brian2_network import Built, _all_to_all, column_equations  # noqa: E402
+from cortex_fa.backends.brian2.groups import Built, _all_to_all, column_equations  # noqa: E402
 
 SHADOW_RULES = ("bp", "usf", "frsf", "brsf")
 # Every column copies this tick's learning rate and gate, and its settled rate and delta, once

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from cortex_fa.extras import require
 
-require("brian2", "cortex_fa.backends.brian2_network")  # one line naming the extra, not a traceback, without brian2
+require("brian2", "cortex_fa.backends.brian2.groups")  # one line naming the extra, not a traceback, without brian2
 import brian2 as b2  # noqa: E402
 import numpy as np
 
