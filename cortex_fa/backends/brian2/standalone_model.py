@@ -121,6 +121,10 @@ class StandaloneModel(BlockModel):
         self.runs.execute(self.device, args)
         for obj, name in list(self._values):
             self._values[obj, name] = np.array(obj.variables[name].get_value(), np.float64)
+        for mon in self.monitors.values():  # records of this run: n + 1 rows (Brian2 keeps the last run's shape)
+            for name in mon.record_variables:
+                var = mon.variables[name]
+                var.size = (0, var.size[1])
         out = {"a": self.monitors["a"].u_[:, 1:n + 1].T.copy()}
         out["deltas"] = [self.monitors[l].delta_[:, 1:n + 1].T.copy() for l in range(len(self.built.columns))]
         return out
