@@ -136,3 +136,19 @@ def test_brian2_speed_benchmark_writes_its_json(tmp_path, mnist):
     split = result["time_split_ms_per_digit"]["synaptic cython, fast dt"]
     assert set(split) == {"settling", "plasticity", "io", "python_and_run_setup"}
     assert list(result["width_scaling_cython_fast_dt"]) == ["16", "32"]
+
+
+@pytest.mark.brian2
+@pytest.mark.mnist
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore")
+def test_brian2_defaults_benchmark_writes_its_json(tmp_path, mnist):
+    pytest.importorskip("brian2")
+    result = _benchmark(tmp_path, "brian2_defaults", "--quick", "--cache", str(tmp_path / "cache"), timeout=900)
+    assert result["backend_params"] == {} and result["network"] == "784-16-10"
+    assert result["first_run"]["warm_cache"]["compiled"] is False
+    for key in ("short_run", "epoch"):
+        row = result[key]
+        assert row["ratio_train_time"] > 0 and row["numpy"]["train_s"] > 0 and row["brian2"]["train_s"] > 0
+        assert row["brian2"]["attrs"]["dynamics"] == "fast"
+        assert row["accuracy_equal"] or 0 <= row["numpy_float64_test_accuracy"] <= 1

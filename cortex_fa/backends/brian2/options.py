@@ -65,7 +65,7 @@ def options(backend_params: dict, network, rule, config=None) -> dict:
         raise ConfigError(f"backend_params.dynamics must be 'fast' or 'resolved', got {p['dynamics']!r}"
                           f"{did_you_mean(str(p['dynamics']), DYNAMICS)}")
     if p["target"] not in TARGETS:
-        raise ConfigError(f"backend_params.target must be one of {', '.join(TARGETS)}, got {p['target']!r}"
+        raise ConfigError(f"backend_params.target must be one of {', '.join(TARGETS[1:])} or auto, got {p['target']!r}"
                           f"{did_you_mean(p['target'], TARGETS)}")
     if p["plasticity"] not in PLASTICITY:
         raise ConfigError(f"backend_params.plasticity must be 'synaptic' or 'python', got {p['plasticity']!r}")
