@@ -28,8 +28,9 @@ from cortex_fa.extras import require
 
 require("brian2", "the brian2 backend")  # one line naming the extra, not a traceback, without brian2
 
-from cortex_fa.backends.brian2.options import attributes, options  # noqa: E402
-from cortex_fa.backends.brian2.targets import code_object_class  # noqa: E402
+# (aliases: the package attribute ``options`` stays the submodule)
+from cortex_fa.backends.brian2.options import attributes as _attributes, options as _options  # noqa: E402
+from cortex_fa.backends.brian2.targets import code_object_class as _code_object_class  # noqa: E402
 
 
 def compile(network, rule, config, rng):  # noqa: A001 - backend API name
@@ -46,7 +47,7 @@ def compile(network, rule, config, rng):  # noqa: A001 - backend API name
     :class:`~cortex_fa.backends.brian2.runtime_model.SynapticModel`, or the
     legacy :class:`~cortex_fa.backends.brian2.python_learning.Brian2Model`.
     """
-    params = options(config.backend_params, network, rule, config)
+    params = _options(config.backend_params, network, rule, config)
     if params["plasticity"] == "python":
         from cortex_fa.backends.brian2.python_learning import Brian2Model
 
@@ -55,10 +56,10 @@ def compile(network, rule, config, rng):  # noqa: A001 - backend API name
         from cortex_fa.backends.brian2.standalone_model import StandaloneModel
 
         model = StandaloneModel(network, rule, config, rng, params)
-        model.attrs = attributes(params, "online: one update per presentation, in Brian2 synaptic code (C++ standalone)")
+        model.attrs = _attributes(params, "online: one update per presentation, in Brian2 synaptic code (C++ standalone)")
         return model
     from cortex_fa.backends.brian2.runtime_model import SynapticModel
 
-    model = SynapticModel(network, rule, config, rng, params, codeobj_class=code_object_class(params["target"]))
-    model.attrs = attributes(params, "online: one update per presentation, in Brian2 synaptic code")
+    model = SynapticModel(network, rule, config, rng, params, codeobj_class=_code_object_class(params["target"]))
+    model.attrs = _attributes(params, "online: one update per presentation, in Brian2 synaptic code")
     return model

@@ -163,7 +163,7 @@ def build(sizes, activations, *, pathway: str, signal: str, loss: str, tau_ms: f
     if loss == "cross_entropy":
         objects.append(_all_to_all(columns[-1], columns[-1], "Z_post = exp(u_pre - u_post) : 1 (summed)",
                                    "softmax_norm", **kw))
-    built = Built(b2.Network(*objects), clock, slow, columns, ff, fb)
+    built = Built(b2.Network(*objects, name="cortex_fa_network"), clock, slow, columns, ff, fb)
     arr = built.arrays
     arr["x"] = inp.variables["r"].get_value()
     arr["w"] = [s.variables["w"].get_value() for s in ff]

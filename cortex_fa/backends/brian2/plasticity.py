@@ -174,7 +174,7 @@ def build_plastic(sizes, activations, rule, *, loss, momentum, weight_decay, fee
     if loss == "cross_entropy":
         objects.append(_all_to_all(columns[-1], columns[-1], "Z_post = exp(u_pre - u_post) : 1 (summed)",
                                    "softmax_norm", **kw))
-    built = Built(b2.Network(*objects), clock, slow, columns, ff, fb)
+    built = Built(b2.Network(*objects, name="cortex_fa_network"), clock, slow, columns, ff, fb)
     built.arrays["namespace"] = {"tau": tau_ms * ms, "tau_apical": max(tau_apical_ms, 1e-9) * ms,
                                  "weight_decay": float(weight_decay)}
     built.arrays["input"] = inp
