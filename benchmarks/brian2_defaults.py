@@ -14,7 +14,10 @@ each timed in interleaved rounds (numpy, brian2, numpy, brian2, ... by
 :mod:`benchmarks.harness`), medians over rounds, ratio = median of the
 per-round ratios. Test accuracies after the runs are compared: the two
 backends make the same updates (float64 synapses, float32 numpy), and where
-the accuracies differ the numpy backend is run again in float64.
+the accuracies differ the numpy backend is run again in float64. At the
+default rate (0.05 per digit) online SGD on MNIST is chaotic: runs that
+differ only in rounding separate after ~100 digits, so the same check is
+also made at ``--stable-lr`` (0.01), where rounding stays rounding.
 
     python -m benchmarks.brian2_defaults                 # ~10 min on 2 cores
     python -m benchmarks.brian2_defaults --quick --out /tmp/b.json
@@ -37,10 +40,11 @@ from benchmarks import harness
 OUT = Path(__file__).resolve().parent / "results" / "brian2_defaults.json"
 
 
-def config(backend: str, n: int, hidden: int, seed: int = 0):
+def config(backend: str, n: int, hidden: int, seed: int = 0, **overrides):
     from cortex_fa.config import RunConfig
 
-    return RunConfig(rule="fa", hidden=(hidden,), backend=backend, batch_size=1, train_subset=n, epochs=1, seed=seed)
+    return RunConfig(rule="fa", hidden=(hidden,), backend=backend, batch_size=1, train_subset=n, epochs=1, seed=seed,
+                     **overrides)
 
 
 def to_float64(model) -> None:
@@ -101,6 +105,14 @@ def compare(data, n: int, hidden: int, rounds: int) -> dict:
     return row
 
 
+def stable_accuracy(data, n: int, hidden: int, lr: float) -> dict:
+    """Test accuracies at a per-digit rate where online SGD is not chaotic: numpy float32 and float64, brian2."""
+    return {"lr": lr, "digits": n,
+            "numpy": train(config("numpy", n, hidden, lr=lr), data)["test_accuracy"],
+            "numpy_float64": train(config("numpy", n, hidden, lr=lr), data, float64=True)["test_accuracy"],
+            "brian2": train(config("brian2", n, hidden, lr=lr), data)["test_accuracy"]}
+
+
 def first_compile(data, hidden: int) -> dict:
     """Model creation with an empty cache (generation and compilation), then with it warm."""
     from cortex_fa import backends, rules
@@ -125,6 +137,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the short run (default 3)")
     parser.add_argument("--epoch-rounds", type=int, default=2, help="interleaved rounds of the epoch (default 2)")
     parser.add_argument("--hidden", type=int, default=100)
+    parser.add_argument("--stable-lr", type=float, default=0.01,
+                        help="per-digit rate of the accuracy check where online SGD is not chaotic (default 0.01)")
     parser.add_argument("--quick", action="store_true", help="tiny run: 200 and 1000 digits, 1 round, hidden 16")
     parser.add_argument("--cache", help="compile cache to use (default: a new temporary directory)")
     parser.add_argument("--out", default=str(OUT), help="JSON file to write")
@@ -140,8 +154,9 @@ def main(argv=None):
         compile_info = first_compile(data, args.hidden)  # BLAS threads as a user has them (no limit)
         short = compare(data, args.short, args.hidden, args.rounds)
         epoch = compare(data, args.epoch, args.hidden, args.epoch_rounds)
+        stable = [stable_accuracy(data, n, args.hidden, args.stable_lr) for n in (args.short, args.epoch)]
     result = {"network": f"784-{args.hidden}-10", "rule": "fa", "batch_size": 1, "backend_params": {},
-              "first_run": compile_info, "short_run": short, "epoch": epoch, "environment": harness.environment(),
+              "first_run": compile_info, "short_run": short, "epoch": epoch, "accuracy_at_stable_lr": stable, "environment": harness.environment(),
               "load_average_start_end": [load0, os.getloadavg()[0]], "blas": harness.blas_info(),
               "targets": {"epoch_ratio_max": 5, "short_ratio_max": 20}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -156,6 +171,9 @@ def main(argv=None):
                + ("" if row["accuracy_equal"] else f", numpy float64 {row['numpy_float64_test_accuracy']:.4f}"))
         print(f"{label}, {row['digits']} digits: numpy {row['numpy']['train_s']:.2f} s, brian2 "
               f"{row['brian2']['train_s']:.2f} s, ratio {row['ratio_train_time']:.2f} ({acc})")
+    for row in stable:
+        print(f"accuracy at lr {row['lr']:g} per digit, {row['digits']} digits: numpy {row['numpy']:.4f}, "
+              f"numpy float64 {row['numpy_float64']:.4f}, brian2 {row['brian2']:.4f}")
     print(f"wrote {args.out}")
     return result
 

@@ -153,3 +153,5 @@ def test_brian2_defaults_benchmark_writes_its_json(tmp_path, mnist):
         assert row["ratio_train_time"] > 0 and row["numpy"]["train_s"] > 0 and row["brian2"]["train_s"] > 0
         assert row["brian2"]["attrs"]["dynamics"] == "fast"
         assert row["accuracy_equal"] or 0 <= row["numpy_float64_test_accuracy"] <= 1
+    for row in result["accuracy_at_stable_lr"]:
+        assert row["brian2"] == row["numpy_float64"]  # same updates; at a stable rate rounding stays rounding

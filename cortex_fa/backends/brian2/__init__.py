@@ -4,22 +4,20 @@ Each column is a :class:`brian2.NeuronGroup` of rate units, each projection
 its own :class:`brian2.Synapses`, and the network learns online, one digit
 at a time, from the rates and apical errors it settles into. The parts:
 
-========================  =====================================================
-``options``               ``backend_params``: defaults, validation, attributes
-``settling``              settling steps of the discrete-time chain for a ``dt``
-``targets``               what ``target = "auto"`` means; runtime code objects
-``groups``                neuron groups and synapse groups (no learning)
-``plasticity``            the same, with learning written as Brian2 code
-``readout``               loss and accuracy from settled readout potentials
-``block_model``           what models that learn in Brian2 share (blocks)
-``runtime_model``         numpy / Cython targets: ``net.run`` per block
-``standalone_model``      C++ standalone: one compiled program, run per block
-``standalone_build``      generating and compiling it; a device per model
-``standalone_runs``       per-model run directories; executing the program
-``compile_cache``         the cache of compiled programs, locks, stale clean-up
-``python_learning``       legacy: learning in numpy between presentations
-``presentation_thread``   legacy: the simulation thread it drives
-========================  =====================================================
+- ``options``: ``backend_params``: defaults, validation, attributes
+- ``settling``: settling steps of the discrete-time chain for a ``dt``
+- ``targets``: what ``target = "auto"`` means; runtime code objects
+- ``groups``: neuron groups and synapse groups (no learning)
+- ``plasticity``: the same, with learning written as Brian2 code
+- ``readout``: loss and accuracy from settled readout potentials
+- ``block_model``: what models that learn in Brian2 share (blocks)
+- ``runtime_model``: numpy / Cython targets: ``net.run`` per block
+- ``standalone_model``: C++ standalone: one compiled program, run per block
+- ``standalone_build``: generating and compiling it; a device per model
+- ``standalone_runs``: per-model run directories; executing the program
+- ``compile_cache``: the cache of compiled programs, locks, stale clean-up
+- ``python_learning``: legacy: learning in numpy between presentations
+- ``presentation_thread``: legacy: the simulation thread it drives
 """
 
 from __future__ import annotations
