@@ -128,7 +128,8 @@ def main(argv=None):
         row["epoch_s"] = row["ms_per_digit"] * EPOCH / 1e3
         row["epoch_cpu_s"] = row["cpu_ms_per_digit"] * EPOCH / 1e3
         row["speedup_vs_legacy_cython"] = legacy / row["ms_per_digit"]
-        row["cpu_speedup_vs_legacy_cython"] = legacy_cpu / row["cpu_ms_per_digit"]
+        # (a tiny --quick block can take less CPU than os.times resolves: 0 ms)
+        row["cpu_speedup_vs_legacy_cython"] = legacy_cpu / row["cpu_ms_per_digit"] if row["cpu_ms_per_digit"] else None
     split = {}
     for name in ("synaptic cython", "synaptic cython, fast dt"):
         if name in models:
@@ -156,7 +157,7 @@ def main(argv=None):
     for name, row in rows.items():
         print(f"{name:<36} {row['steps_per_digit']:>5} {row['ms_per_digit']:9.3f} {row['cpu_ms_per_digit']:7.3f} "
               f"{row['epoch_s']:8.0f} {row['epoch_cpu_s']:6.0f} {row['speedup_vs_legacy_cython']:8.2f} "
-              f"{row['cpu_speedup_vs_legacy_cython']:6.2f}")
+              f"{row['cpu_speedup_vs_legacy_cython'] or float('nan'):6.2f}")
     for name, parts in split.items():
         print(f"time split, {name} (ms/digit): " + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()))
     for width, row in scaling.items():
