@@ -67,7 +67,7 @@ def profile_split(model, x, y, labels):
     """Milliseconds per digit of one block per part (runtime targets), from Brian2's code-object profile."""
     n = len(labels)
     t0 = time.perf_counter()
-    model.run_block(x, y, np.full(n, 0.01), profile=True)
+    model.profile_block(x, y, np.full(n, 0.01))
     wall = time.perf_counter() - t0
     parts = {"settling": 0.0, "plasticity": 0.0, "io": 0.0}
     for name, seconds in model.built.net.profiling_info:
@@ -83,7 +83,7 @@ def main(argv=None):
     parser.add_argument("--examples", type=int, default=500, help="presentations per timed block (default 500)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--targets", default="numpy,cython,cpp_standalone")
-    parser.add_argument("--fast-dt-ms", type=float, default=30.0, help="dt of the fast setting (default 30 = 3 tau: 7 steps)")
+    parser.add_argument("--fast-dt-ms", type=float, default=30.0, help="dt of the fast setting (default 30 = 3 tau: 8 steps)")
     parser.add_argument("--widths", default="100,300,1000", help="hidden widths for the scaling (cython, fast dt)")
     parser.add_argument("--quick", action="store_true", help="tiny run: 20 digits, 1 round, widths 16,32, no numpy target")
     parser.add_argument("--out", default=str(OUT), help="JSON file to write")
@@ -99,13 +99,12 @@ def main(argv=None):
     y = kernels.one_hot(labels).astype(np.float64)
     hidden = (16,) if args.quick else (100,)
     fast = {"dt_ms": args.fast_dt_ms}
-    cands = {"legacy cython (python plasticity)": {"target": "cython", "plasticity": "python"}}
+    fine = {"dynamics": "resolved"}  # dt = tau / 5, the default before dynamics "fast"
+    cands = {"legacy cython (python plasticity)": {"target": "cython", "plasticity": "python", **fine}}
     for target in args.targets.split(","):
-        cands[f"synaptic {target}"] = {"target": target}
-        cands[f"synaptic {target}, fast dt"] = {"target": target, **fast}
-        if target == "cpp_standalone":  # one execution per timed block (the warm-up block is padded)
-            cands[f"synaptic {target}, fast dt"]["block"] = n
-    if "synaptic cpp_standalone" in cands:  # one standalone model per process: keep the fast one
+        cands[f"synaptic {target}"] = {"target": target, "block": n, **fine}
+        cands[f"synaptic {target}, fast dt"] = {"target": target, "block": n, **fast}
+    if "synaptic cpp_standalone" in cands:  # the fine-dt standalone row is not measured (one more compilation)
         del cands["synaptic cpp_standalone"]
     models, rows = {}, {}
     for name, params in cands.items():
@@ -129,7 +128,8 @@ def main(argv=None):
         row["epoch_s"] = row["ms_per_digit"] * EPOCH / 1e3
         row["epoch_cpu_s"] = row["cpu_ms_per_digit"] * EPOCH / 1e3
         row["speedup_vs_legacy_cython"] = legacy / row["ms_per_digit"]
-        row["cpu_speedup_vs_legacy_cython"] = legacy_cpu / row["cpu_ms_per_digit"]
+        # (a tiny --quick block can take less CPU than os.times resolves: 0 ms)
+        row["cpu_speedup_vs_legacy_cython"] = legacy_cpu / row["cpu_ms_per_digit"] if row["cpu_ms_per_digit"] else None
     split = {}
     for name in ("synaptic cython", "synaptic cython, fast dt"):
         if name in models:
@@ -138,7 +138,7 @@ def main(argv=None):
         m.close()
     scaling = {}
     for width in [int(w) for w in args.widths.split(",")]:
-        m = compile_model((width,), {"target": "cython", **fast})
+        m = compile_model((width,), {"target": "cython", "block": n, **fast})
         time_block(m, x[:2], y[:2], labels[:2])
         wall, cpu = time_block(m, x, y, labels)
         scaling[width] = {"ms_per_digit": wall / n * 1e3, "cpu_ms_per_digit": cpu / n * 1e3}
@@ -157,7 +157,7 @@ def main(argv=None):
     for name, row in rows.items():
         print(f"{name:<36} {row['steps_per_digit']:>5} {row['ms_per_digit']:9.3f} {row['cpu_ms_per_digit']:7.3f} "
               f"{row['epoch_s']:8.0f} {row['epoch_cpu_s']:6.0f} {row['speedup_vs_legacy_cython']:8.2f} "
-              f"{row['cpu_speedup_vs_legacy_cython']:6.2f}")
+              f"{row['cpu_speedup_vs_legacy_cython'] or float('nan'):6.2f}")
     for name, parts in split.items():
         print(f"time split, {name} (ms/digit): " + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()))
     for width, row in scaling.items():

@@ -95,7 +95,8 @@ def main(argv=None) -> int:
     model.close()
 
     # The trained weights in a numpy-target model with a fine time step, to watch one digit settle.
-    viewer = compile_model(config.replace(backend_params={"target": "numpy"}), np.random.default_rng(0))
+    viewer = compile_model(config.replace(backend_params={"target": "numpy", "dynamics": "resolved"}),
+                           np.random.default_rng(0))
     for W_view, W in zip(viewer.weights, model.weights):
         W_view[...] = W
     for b_view, b in zip(viewer.biases, model.biases):

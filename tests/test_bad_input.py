@@ -220,7 +220,7 @@ CASES = [
          expect=["target must be one of numpy, cython, cpp_standalone"]),
     case("run-brian2-cannot-settle", run("--backend", "brian2", "--backend-params",
                                          '{"tau_ms": 10, "dt_ms": 10, "settle_time_ms": 30}'),
-         expect=["too short to settle", "settle_time_ms >= 160"]),
+         expect=["too short to settle", "settle_time_ms >= 170"]),
     case("run-ifa-brian2-python", run("--rule", "ifa", "--backend", "brian2", "--backend-params", '{"plasticity": "python"}'),
          expect=["ifa", "needs plasticity 'synaptic'"]),
     case("run-epochs-float", run("--epochs", "1e3"), expect=["--epochs"]),

@@ -132,7 +132,26 @@ def test_brian2_speed_benchmark_writes_its_json(tmp_path, mnist):
     assert "legacy cython (python plasticity)" in rows and "synaptic cython, fast dt" in rows
     for row in rows.values():
         assert row["ms_per_digit"] > 0 and row["cpu_ms_per_digit"] >= 0 and row["steps_per_digit"] >= 1
-    assert rows["synaptic cython, fast dt"]["steps_per_digit"] == 7 < rows["synaptic cython"]["steps_per_digit"]
+    # 8 steps at dt = 3 tau: 2 columns, the softmax normaliser's delay, 1 feedback hop
+    assert rows["synaptic cython, fast dt"]["steps_per_digit"] == 8 < rows["synaptic cython"]["steps_per_digit"]
     split = result["time_split_ms_per_digit"]["synaptic cython, fast dt"]
     assert set(split) == {"settling", "plasticity", "io", "python_and_run_setup"}
     assert list(result["width_scaling_cython_fast_dt"]) == ["16", "32"]
+
+
+@pytest.mark.brian2
+@pytest.mark.mnist
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore")
+def test_brian2_defaults_benchmark_writes_its_json(tmp_path, mnist):
+    pytest.importorskip("brian2")
+    result = _benchmark(tmp_path, "brian2_defaults", "--quick", "--cache", str(tmp_path / "cache"), timeout=900)
+    assert result["backend_params"] == {} and result["network"] == "784-16-10"
+    assert result["first_run"]["warm_cache"]["compiled"] is False
+    for key in ("short_run", "epoch"):
+        row = result[key]
+        assert row["ratio_train_time"] > 0 and row["numpy"]["train_s"] > 0 and row["brian2"]["train_s"] > 0
+        assert row["brian2"]["attrs"]["dynamics"] == "fast"
+        assert row["accuracy_equal"] or 0 <= row["numpy_float64_test_accuracy"] <= 1
+    for row in result["accuracy_at_stable_lr"]:
+        assert row["brian2"] == row["numpy_float64"]  # same updates; at a stable rate rounding stays rounding

@@ -35,7 +35,8 @@ from cortex_fa.network import Network  # noqa: E402
 # Brian2 2.9 still calls pyparsing's camelCase API: hundreds of deprecation warnings per test.
 pytestmark = [pytest.mark.brian2, pytest.mark.filterwarnings("ignore::pyparsing.PyparsingDeprecationWarning")]
 TOL = 1e-4
-LEGACY = {"plasticity": "python"}  # the numpy-between-presentations path
+# The numpy-between-presentations path, on Brian2's numpy target (the default target before "auto").
+LEGACY = {"plasticity": "python", "target": "numpy"}
 
 
 def compile_pair(rule, hidden, seed=0, backend_params=None, **cfg):
@@ -163,7 +164,7 @@ def rule_feedback(model, layer):
 @pytest.mark.parametrize("plasticity", ["python", "synaptic"])
 def test_evaluate_simulated_equals_steady_state(plasticity, tiny_data, closing):
     _, model = compile_pair("fa", (16,), backend_params={"eval": "simulate", "tau_apical_ms": 5,
-                                                         "plasticity": plasticity})
+                                                         "plasticity": plasticity, "target": "numpy"})
     closing.append(model)
     images, labels = tiny_data.test_images[:20], tiny_data.test_labels[:20]
     loss, acc = model.evaluate(images, labels)
@@ -204,7 +205,7 @@ def test_cython_target_matches_numpy_target(tiny_data, closing):
         assert os.environ.get("CI") != "true", "no working C compiler for Cython under CI"
         pytest.skip("no working C compiler for Cython")
     _, a = compile_pair("fa", (16,), backend_params=LEGACY)
-    _, b = compile_pair("fa", (16,), backend_params={"target": "cython", **LEGACY})
+    _, b = compile_pair("fa", (16,), backend_params={**LEGACY, "target": "cython"})
     closing.extend([a, b])
     x = kernels.normalise(tiny_data.train_images[:3])
     np.testing.assert_allclose(b.present(x)["a"], a.present(x)["a"], rtol=1e-6, atol=1e-7)
@@ -222,8 +223,12 @@ def test_cli_run_with_brian2_backend(tmp_path):
                    "--backend-params", '{"tau_ms": 5}', "--out", str(out), "--quiet"])
     assert status == 0
     ds = cfa.open_results(out)
-    assert ds.attrs["backend"] == "brian2" and ds.attrs["codegen_target"] == "numpy"
-    assert ds.attrs["tau_ms"] == 5.0 and ds.attrs["settle_time_ms"] == ds.attrs["settle_steps"] * 1.0
+    from cortex_fa.backends.brian2.targets import resolve_target
+
+    # no target, no dt: the fast defaults (C++ standalone where a compiler is found, dt = 40 tau)
+    assert ds.attrs["backend"] == "brian2" and ds.attrs["codegen_target"] == resolve_target("auto")
+    assert ds.attrs["dynamics"] == "fast" and ds.attrs["dt_ms"] == 200.0
+    assert ds.attrs["tau_ms"] == 5.0 and ds.attrs["settle_time_ms"] == ds.attrs["settle_steps"] * 200.0
     assert ds.attrs["plasticity"] == "synaptic"
     assert np.isfinite(ds.test_accuracy.isel(step=-1))
 
@@ -277,7 +282,8 @@ def float64_reference(model):
 def synaptic_pair(rule, target="numpy", **extra):
     hidden, params, cfg = RULE_CASES[rule]
     ref, model = compile_pair(rule, hidden, rule_params=params, batch_size=1,
-                              backend_params={"target": target, "settle_time_ms": EXACT_SETTLE_MS, **extra}, **cfg)
+                              backend_params={"target": target, "dynamics": "resolved",
+                                              "settle_time_ms": EXACT_SETTLE_MS, **extra}, **cfg)
     return float64_reference(ref), model
 
 
@@ -319,6 +325,22 @@ def test_synaptic_plasticity_equals_numpy_batch_size_1(rule, mnist):
 
 
 @pytest.mark.mnist
+@pytest.mark.parametrize("rule", ["bp", "fa", "kp", "dfa", "ifa", "shallow"])
+def test_fast_dynamics_equals_numpy_batch_size_1(rule, mnist):
+    """The default ``dynamics: "fast"`` (dt = 40 tau): every stage settles in one exact step."""
+    hidden, params, cfg = RULE_CASES[rule]
+    ref, model = compile_pair(rule, hidden, rule_params=params, batch_size=1, backend_params={"target": "numpy"},
+                              **cfg)
+    ref = float64_reference(ref)
+    assert model.attrs["dynamics"] == "fast" and model.params["settle_error"] == 0.0
+    start = [W.astype(np.float64) for W in ref.weights]
+    x = kernels.normalise(mnist.train_images[:40]).astype(np.float64)
+    labels = mnist.train_labels[:40]
+    train_online(ref, model, x, kernels.one_hot(labels).astype(np.float64), labels, 0.02, blocks=2)
+    assert_trained_alike(ref, model, start, rule)
+
+
+@pytest.mark.mnist
 def test_brsf_redraws_its_magnitudes_in_brian2(mnist):
     ref, model = synaptic_pair("brsf")
     start = [W.astype(np.float64) for W in ref.weights]
@@ -335,7 +357,8 @@ def test_brsf_redraws_its_magnitudes_in_brian2(mnist):
 
 
 def test_block_returns_losses_and_keeps_the_fixed_point(tiny_data):
-    ref, model = compile_pair("fa", (16,), backend_params={"settle_time_ms": EXACT_SETTLE_MS})
+    ref, model = compile_pair("fa", (16,), backend_params={"target": "numpy", "dynamics": "resolved",
+                                                           "settle_time_ms": EXACT_SETTLE_MS})
     x = kernels.normalise(tiny_data.train_images[:5])
     y = kernels.one_hot(tiny_data.train_labels[:5])
     got = model.present(x, y)
@@ -353,18 +376,24 @@ def test_block_returns_losses_and_keeps_the_fixed_point(tiny_data):
 
 
 def test_settling_steps_follow_the_discrete_chain():
-    from cortex_fa.backends.brian2_options import chain, chain_error, settle_steps
+    from cortex_fa.backends.brian2.settling import chain, chain_error, settle_steps
 
     for dt in (0.2, 1.0, 5.0, 50.0):
         alphas = chain(2, "layerwise", 1.0, dt, 0.0)
         m = settle_steps(alphas)
         assert chain_error(alphas, m) < 1e-5 <= chain_error(alphas, m - 1)
-    assert settle_steps(chain(2, "layerwise", 1.0, 50.0, 0.0)) == 3  # dt >> tau: one step per stage
+    # dt >> tau: one step per stage. Two columns, one feedback hop and, with the cross-entropy loss,
+    # the softmax normaliser's synapses (a one-step delay the chain ignored before: 3 steps left the
+    # hidden deltas one step short, which only shows at large dt). The mse readout has no such stage.
+    assert settle_steps(chain(2, "layerwise", 1.0, 50.0, 0.0)) == 4
+    assert settle_steps(chain(2, "layerwise", 1.0, 50.0, 0.0, "mse")) == 3
 
 
 @pytest.mark.parametrize("params,match", [
-    ({"target": "cuda"}, "target must be one of numpy, cython, cpp_standalone"),
-    ({"tau_ms": 10, "dt_ms": 10, "settle_time_ms": 30}, "too short to settle with tau_ms 10; use settle_time_ms >= 160"),
+    ({"target": "cuda"}, "target must be one of numpy, cython, cpp_standalone or auto"),
+    # 17 steps: one more than before the chain counted the softmax normaliser's delay
+    ({"tau_ms": 10, "dt_ms": 10, "settle_time_ms": 30}, "too short to settle with tau_ms 10; use settle_time_ms >= 170"),
+    ({"dynamics": "slow"}, "dynamics must be 'fast' or 'resolved'"),
     ({"dt_ms": 5, "settle_time_ms": 2}, "0 steps of dt_ms 5"),
     ({"plasticity": "numpy"}, "plasticity must be 'synaptic' or 'python'"),
     ({"target": "cpp_standalone", "plasticity": "python"}, "needs plasticity 'synaptic'"),
@@ -394,7 +423,7 @@ def test_standalone_equals_numpy_batch_size_1_and_cleans_up(rule, mnist):
     start = [W.astype(np.float64) for W in ref.weights]
     x = kernels.normalise(mnist.train_images[:40]).astype(np.float64)
     labels = mnist.train_labels[:40]
-    # blocks of 20: two executions of capacity 15 each, the second padded
+    # blocks of 20: two executions of a program built for 15, the second stopped after 5 (not padded)
     train_online(ref, model, x, kernels.one_hot(labels).astype(np.float64), labels, 0.02, blocks=2)
     assert_trained_alike(ref, model, start, rule)
     assert model.attrs["codegen_target"] == "cpp_standalone" and os.path.isdir(directory)

@@ -392,7 +392,7 @@ def test_core_install_modules_and_public_functions_import_or_name_the_extra(core
     def needs(name):
         if name.startswith("cortex_fa.viz"):
             return "app"
-        if name.startswith("cortex_fa.backends.brian2_"):
+        if name.startswith("cortex_fa.backends.brian2"):
             return "brian2"
         if name.startswith(("sweep.", "cluster.")):
             return "dask"

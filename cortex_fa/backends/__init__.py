@@ -15,7 +15,7 @@ from cortex_fa.errors import BackendUnavailable, ConfigError, choices_text, did_
 
 _BACKENDS = {
     "numpy": ("cortex_fa.backends.numpy_backend", None),
-    "brian2": ("cortex_fa.backends.brian2_backend", "pip install 'cortex_fa[brian2]'"),
+    "brian2": ("cortex_fa.backends.brian2", "pip install 'cortex_fa[brian2]'"),
 }
 
 

@@ -1,7 +1,7 @@
-"""A Brian2 model that learns by itself: blocks of presentations in one ``net.run``.
+"""What every Brian2 model that learns by itself shares: parameters in synapses, training in blocks.
 
 Python hands a block of images, targets and learning rates to Brian2
-(TimedArrays, see :mod:`cortex_fa.backends.brian2_plastic`), runs it, and
+(TimedArrays, see :mod:`cortex_fa.backends.brian2.plasticity`), runs it, and
 reads back what the metrics need: the weights, biases and plastic feedback
 (copied into the float32 arrays ``weights``, ``biases``, ``state``), and the
 readout potential each digit settled to (a monitor on the presentation
@@ -9,8 +9,12 @@ clock), from which the loss and accuracy before each update are computed.
 
 A block of ``n`` presentations runs for ``n T + dt`` from ``t = 0``: tick
 ``k`` learns from presentation ``k - 1`` (gated off at ``k = 0``) and loads
-presentation ``k``; tick ``n`` only learns. The network time is reset to 0 for
-every block, so the TimedArrays are indexed from the block's start.
+presentation ``k``; tick ``n`` only learns. How a block runs is the
+subclass's business: :mod:`~cortex_fa.backends.brian2.runtime_model`
+(``net.run`` in this process) or
+:mod:`~cortex_fa.backends.brian2.standalone_model` (a compiled program).
+Long blocks are split into runs of at most ``backend_params.block``
+presentations.
 """
 
 from __future__ import annotations
@@ -19,20 +23,17 @@ import numpy as np
 
 from cortex_fa.extras import require
 
-require("brian2", "cortex_fa.backends.brian2_synaptic")  # one line naming the extra, not a traceback, without brian2
+require("brian2", "cortex_fa.backends.brian2.block_model")  # one line naming the extra, not a traceback, without brian2
 import brian2 as b2  # noqa: E402
 
 from cortex_fa import init as initializers  # noqa: E402
-from cortex_fa.backends.brian2_options import evaluate_by_presenting, readout_losses  # noqa: E402
-from cortex_fa.backends.brian2_plastic import SHADOW_RULES, build_plastic, timed_inputs  # noqa: E402
+from cortex_fa.backends.brian2.plasticity import SHADOW_RULES, build_plastic  # noqa: E402
+from cortex_fa.backends.brian2.readout import evaluate_by_presenting, readout_losses  # noqa: E402
 from cortex_fa.backends.numpy_backend import NumpyModel  # noqa: E402
 from cortex_fa.rules.base import feedback_projections  # noqa: E402
 
 
-MAX_RUN = 5000
-
-
-class SynapticModel(NumpyModel):
+class BlockModel(NumpyModel):
     """Columns, synapses and learning all in Brian2; numpy float32 copies for the metrics.
 
     The Brian2 variables (float64) are the model; ``weights``, ``biases`` and
@@ -126,60 +127,33 @@ class SynapticModel(NumpyModel):
         return [self._read(syn, "w").reshape(W.shape).copy() for syn, W in zip(self.built.ff, self.weights)]
 
     # -- blocks ----------------------------------------------------------------------
-    def run_block(self, x, y, lrs, *, deltas=False, trace=False, profile=False):
-        """Present the rows of ``x`` in one run, learning with rate ``lrs[k]`` from presentation ``k``.
+    def run_block(self, x, y, lrs, *, deltas=False, trace=False):
+        """Present the rows of ``x``, learning with rate ``lrs[k]`` from presentation ``k``.
 
-        Returns the settled readout potentials ``(n, n_L)``, and with
-        ``deltas`` the settled deltas per column, with ``trace`` the ``u`` of
-        every column at every step.
+        Returns the settled readout potentials ``(n, n_L)`` (``"a"``), and
+        with ``deltas`` the settled deltas per column, with ``trace`` the
+        ``u`` of every column at every step. Runs of at most
+        ``params["block"]`` presentations (:meth:`run_part`), then
+        :meth:`pull`.
         """
-        n, b = len(x), self.built
-        if n > MAX_RUN:  # runs of at most MAX_RUN presentations bound the TimedArrays' memory
-            parts = [self.run_block(x[s:s + MAX_RUN], y[s:s + MAX_RUN], lrs[s:s + MAX_RUN], deltas=deltas,
-                                    trace=trace) for s in range(0, n, MAX_RUN)]
-            out = {"a": np.concatenate([p["a"] for p in parts])}
-            if deltas:
-                out["deltas"] = [np.concatenate([p["deltas"][l] for p in parts]) for l in range(len(b.columns))]
-            if trace:
-                out["traces"] = [tr for p in parts for tr in p["traces"]]
-            return out
-        if self._timed is None:
-            # One set of TimedArrays for the model's life: their size is part of the generated
-            # code, so new sizes would mean new code (a Cython compilation) for every block.
-            sizes = self.network.sizes
-            self._timed = timed_inputs(np.zeros((MAX_RUN + 1, sizes[0])), np.zeros((MAX_RUN + 1, sizes[-1])),
-                                       np.zeros(MAX_RUN + 1), np.zeros(MAX_RUN + 1), self.period)
-        ta = self._timed
-        ta["images"].values[:n] = x
-        ta["targets"].values[:n] = y
-        ta["images"].values[n] = ta["targets"].values[n] = 0.0  # tick n loads a blank, never learned
-        ta["eta"].values[0], ta["eta"].values[1:n + 1] = 0.0, lrs  # tick k learns from presentation k - 1
-        ta["gate"].values[0], ta["gate"].values[1:n + 1] = 0.0, 1.0
-        ns = {**b.arrays["namespace"], **ta}
-        slow = {"record": True, "clock": b.slow_clock, "when": "start", "order": 0}
-        mons = {"a": b2.StateMonitor(b.columns[-1], "u", name="settled_a", **slow)}
+        size = self.params["block"]
+        if len(x) == 0:
+            n_out = self.network.sizes[-1]
+            return {"a": np.zeros((0, n_out)), "deltas": [np.zeros((0, s)) for s in self.network.sizes[1:]],
+                    "traces": []}
+        parts = [self.run_part(x[s:s + size], y[s:s + size], lrs[s:s + size], deltas=deltas, trace=trace)
+                 for s in range(0, len(x), size)]
+        out = {"a": np.concatenate([p["a"] for p in parts])}
         if deltas:
-            for l, col in enumerate(b.columns):
-                mons[l] = b2.StateMonitor(col, "delta", name=f"settled_delta{l + 1}", **slow)
+            out["deltas"] = [np.concatenate([p["deltas"][l] for p in parts]) for l in range(len(self.built.columns))]
         if trace:
-            for l, col in enumerate(b.columns):
-                mons["trace", l] = b2.StateMonitor(col, "u", record=True, clock=b.clock, when="end",
-                                                   name=f"trace{l + 1}")
-        b.net.add(*mons.values())
-        try:
-            b.net.t_ = 0.0
-            b.net.run((n * self.params["settle_steps"] + 1) * b.clock.dt, namespace=ns, profile=profile)
-        finally:
-            b.net.remove(*mons.values())
-        out = {"a": mons["a"].u_[:, 1:].T.copy()}
-        if deltas:
-            out["deltas"] = [mons[l].delta_[:, 1:].T.copy() for l in range(len(b.columns))]
-        if trace:
-            s = self.params["settle_steps"]
-            out["traces"] = [[np.vstack([np.zeros((1, len(col))), mons["trace", l].u_[:, k * s:(k + 1) * s].T])
-                              for l, col in enumerate(b.columns)] for k in range(n)]
+            out["traces"] = [tr for p in parts for tr in p["traces"]]
         self.pull()
         return out
+
+    def run_part(self, x, y, lrs, *, deltas=False, trace=False):
+        """One run of at most ``params["block"]`` presentations (see :meth:`run_block`)."""
+        raise NotImplementedError
 
     def train_block(self, x, y, labels, lrs):
         """Train online on the rows of ``x`` (learning rate ``lrs[k]`` for row ``k``) in one run.
@@ -215,4 +189,4 @@ class SynapticModel(NumpyModel):
         return evaluate_by_presenting(self, images_uint8, labels, chunk)
 
     def close(self):
-        """Nothing runs between calls; kept for the legacy model's interface."""
+        """Release what the model holds between blocks (nothing, for runtime targets)."""

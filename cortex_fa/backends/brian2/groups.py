@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from cortex_fa.extras import require
 
-require("brian2", "cortex_fa.backends.brian2_network")  # one line naming the extra, not a traceback, without brian2
+require("brian2", "cortex_fa.backends.brian2.groups")  # one line naming the extra, not a traceback, without brian2
 import brian2 as b2  # noqa: E402
 import numpy as np
 
@@ -163,7 +163,7 @@ def build(sizes, activations, *, pathway: str, signal: str, loss: str, tau_ms: f
     if loss == "cross_entropy":
         objects.append(_all_to_all(columns[-1], columns[-1], "Z_post = exp(u_pre - u_post) : 1 (summed)",
                                    "softmax_norm", **kw))
-    built = Built(b2.Network(*objects), clock, slow, columns, ff, fb)
+    built = Built(b2.Network(*objects, name="cortex_fa_network"), clock, slow, columns, ff, fb)
     arr = built.arrays
     arr["x"] = inp.variables["r"].get_value()
     arr["w"] = [s.variables["w"].get_value() for s in ff]

@@ -1,7 +1,7 @@
-"""Optional backend: the columns as continuous-time rate dynamics in Brian2.
+"""Learning in numpy between presentations (``plasticity: "python"``, the legacy path).
 
 Each column is a :class:`brian2.NeuronGroup` of rate units, each projection
-its own :class:`brian2.Synapses` (see :mod:`cortex_fa.backends.brian2_network`
+its own :class:`brian2.Synapses` (see :mod:`cortex_fa.backends.brian2.groups`
 for the equations). Training is *online*: every example is presented for a
 settling time of many ``tau``; then a network operation reads the steady-state
 rates ``h_{l-1}`` and apical errors ``delta_l`` and applies the local update
@@ -22,8 +22,8 @@ error and float32/float64 rounding). The feedback synapses are rewritten from
 This is the *legacy* path (``backend_params.plasticity = "python"``), kept
 as the reference the synaptic path is measured against; the default,
 ``"synaptic"``, runs the learning itself in Brian2
-(:mod:`cortex_fa.backends.brian2_synaptic`). Options: see
-:mod:`cortex_fa.backends.brian2_options`.
+(:mod:`cortex_fa.backends.brian2.runtime_model`). Options: see
+:mod:`cortex_fa.backends.brian2.options`.
 """
 
 from __future__ import annotations
@@ -32,27 +32,16 @@ import weakref
 
 from cortex_fa.extras import require
 
-require("brian2", "cortex_fa.backends.brian2_backend")  # one line naming the extra, not a traceback, without brian2
+require("brian2", "cortex_fa.backends.brian2.python_learning")  # one line naming the extra, not a traceback, without brian2
 import numpy as np
 
 from cortex_fa import kernels
-from cortex_fa.backends.brian2_network import build
-from cortex_fa.backends.brian2_options import attributes, evaluate_by_presenting, options
-from cortex_fa.backends.brian2_runner import PresentJob, Runner, Trace, TrainJob
+from cortex_fa.backends.brian2.groups import build
+from cortex_fa.backends.brian2.options import attributes
+from cortex_fa.backends.brian2.presentation_thread import PresentJob, Runner, Trace, TrainJob
+from cortex_fa.backends.brian2.readout import evaluate_by_presenting
+from cortex_fa.backends.brian2.targets import code_object_class
 from cortex_fa.backends.numpy_backend import NumpyModel
-from cortex_fa.errors import ConfigError
-
-
-def _code_object_class(target: str):
-    if target == "numpy":
-        from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
-
-        return NumpyCodeObject
-    from brian2.codegen.runtime.cython_rt import CythonCodeObject
-
-    if not CythonCodeObject.is_available():
-        raise ConfigError("backend_params.target 'cython' needs Cython and a working C compiler; use 'numpy'")
-    return CythonCodeObject
 
 
 def _fixed_feedback(rule, weights, state, layer) -> bool:
@@ -85,7 +74,7 @@ class Brian2Model(NumpyModel):
         self.built = build(network.sizes, [c.activation for c in network.columns], pathway=rule.pathway,
                            signal=rule.signal, loss=config.loss, tau_ms=params["tau_ms"],
                            tau_apical_ms=params["tau_apical_ms"], dt_ms=params["dt_ms"],
-                           settle_steps=params["settle_steps"], codeobj_class=_code_object_class(params["target"]))
+                           settle_steps=params["settle_steps"], codeobj_class=code_object_class(params["target"]))
         # Initial values through Brian2's interface (all-to-all connect() order
         # is W.flatten()'s); updates then write the same arrays directly.
         for syn, W in zip(self.built.ff, self.weights):
@@ -196,28 +185,3 @@ class Brian2Model(NumpyModel):
     def close(self):
         """Stop the simulation thread (also done when the model is garbage collected)."""
         self.runner.close()
-
-
-def compile(network, rule, config, rng):  # noqa: A001 - backend API name
-    """Build a model for ``network`` trained by ``rule``.
-
-    Draws W, then the rule's feedback state, from ``rng`` (a
-    :class:`~cortex_fa.streams.RandomStreams` or one Generator) exactly as the
-    numpy backend does, so both backends start identical for a seed.
-    ``config.backend_params`` are checked by
-    :func:`~cortex_fa.backends.brian2_options.options`; ``plasticity``
-    chooses :class:`~cortex_fa.backends.brian2_synaptic.SynapticModel`
-    (default) or the legacy :class:`Brian2Model`.
-    """
-    params = options(config.backend_params, network, rule, config)
-    if params["plasticity"] == "python":
-        return Brian2Model(network, rule, config, rng, params)
-    if params["target"] == "cpp_standalone":
-        from cortex_fa.backends.brian2_standalone import StandaloneModel
-
-        return StandaloneModel(network, rule, config, rng, params)
-    from cortex_fa.backends.brian2_synaptic import SynapticModel
-
-    model = SynapticModel(network, rule, config, rng, params, codeobj_class=_code_object_class(params["target"]))
-    model.attrs = attributes(params, "online: one update per presentation, in Brian2 synaptic code")
-    return model

@@ -1,7 +1,7 @@
 """The Brian2 network with its learning written as Brian2 code (no training logic in Python).
 
 Columns and summed synaptic inputs are those of
-:mod:`cortex_fa.backends.brian2_network`. On top of them:
+:mod:`cortex_fa.backends.brian2.groups`. On top of them:
 
 - **Inputs from Brian2.** Two :class:`brian2.TimedArray` objects on the
   presentation clock hold a block of images and one-hot targets; a third the
@@ -36,10 +36,10 @@ from __future__ import annotations
 
 from cortex_fa.extras import require
 
-require("brian2", "cortex_fa.backends.brian2_plastic")  # one line naming the extra, not a traceback, without brian2
+require("brian2", "cortex_fa.backends.brian2.plasticity")  # one line naming the extra, not a traceback, without brian2
 import brian2 as b2  # noqa: E402
 
-from cortex_fa.backends.brian2_network import Built, _all_to_all, column_equations  # noqa: E402
+from cortex_fa.backends.brian2.groups import Built, _all_to_all, column_equations  # noqa: E402
 
 SHADOW_RULES = ("bp", "usf", "frsf", "brsf")
 # Every column copies this tick's learning rate and gate, and its settled rate and delta, once
@@ -174,7 +174,7 @@ def build_plastic(sizes, activations, rule, *, loss, momentum, weight_decay, fee
     if loss == "cross_entropy":
         objects.append(_all_to_all(columns[-1], columns[-1], "Z_post = exp(u_pre - u_post) : 1 (summed)",
                                    "softmax_norm", **kw))
-    built = Built(b2.Network(*objects), clock, slow, columns, ff, fb)
+    built = Built(b2.Network(*objects, name="cortex_fa_network"), clock, slow, columns, ff, fb)
     built.arrays["namespace"] = {"tau": tau_ms * ms, "tau_apical": max(tau_apical_ms, 1e-9) * ms,
                                  "weight_decay": float(weight_decay)}
     built.arrays["input"] = inp

@@ -21,7 +21,7 @@ import threading
 
 from cortex_fa.extras import require
 
-require("brian2", "cortex_fa.backends.brian2_runner")  # one line naming the extra, not a traceback, without brian2
+require("brian2", "cortex_fa.backends.brian2.presentation_thread")  # one line naming the extra, not a traceback, without brian2
 import brian2 as b2  # noqa: E402
 import numpy as np
 
