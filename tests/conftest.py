@@ -58,8 +58,19 @@ def pytest_collection_modifyitems(config, items):
     fixture is cheap next to them). Every other test is scheduled on its own.
     Slow tests go first so that no long test starts last and holds up the run.
     """
+    grouped, slow_groups = set(), set()
     for item in items:
         if item.get_closest_marker("xdist_group") is None and item.get_closest_marker("spread") is None \
                 and _uses_own_shared_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise
+            grouped.add(item.nodeid)
+            if item.get_closest_marker("slow"):
+                slow_groups.add(item.module.__name__)
+
+    def later(item) -> bool:
+        # a grouped file moves as a whole: split, its module fixture would be torn down and made again
+        if item.nodeid in grouped:
+            return item.module.__name__ not in slow_groups
+        return item.get_closest_marker("slow") is None
+
+    items.sort(key=later)  # stable: file order otherwise
