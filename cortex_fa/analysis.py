@@ -238,6 +238,11 @@ def alignment_summary(study: xr.Dataset, var: str = "delta_alignment", angles=AN
     return xr.Dataset({"final": _over(a, "step", last_finite), "epochs_below": below})
 
 
+def final_value(study: xr.Dataset, var: str) -> xr.DataArray:
+    """The last finite value of ``var`` over ``step`` in each run (NaN if never measured)."""
+    return _over(study[var].transpose(..., "step"), "step", last_finite)
+
+
 def gradient_flow(study: xr.Dataset) -> xr.DataArray:
     """``delta_norm`` per layer at the end, relative to the readout layer (``layer_from_top`` 0)."""
     dn = _over(study["delta_norm"].transpose(..., "step"), "step", last_finite)

@@ -209,3 +209,30 @@ def test_report_leaves_out_angles_that_are_zero_by_construction():
         row = below.text.loc[("fa", depth)]
         assert row[f"layer {depth + 1}"] == ""  # the readout's delta angle: blank, not "0.00"
         assert row["layer 1"] != ""
+
+
+def test_report_tables_what_learning_wrote_at_the_end_of_each_run():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from factories import make_study_dataset
+
+    from cortex_fa.cli.report import build_tables
+
+    study = make_study_dataset(rules=("bp", "fa"), depths=(1, 2), seeds=(0, 1))
+    shape = study.weight_alignment.shape
+    study["learned_alignment"] = (study.weight_alignment.dims, np.full(shape, 50.0))
+    study["weight_change"] = (study.weight_alignment.dims, np.full(shape, 0.2))
+    # The last step of fa depth 2 seed 1 is not measured: its final value is the one before
+    la = study.learned_alignment.transpose("rule", "n_hidden", "seed", "step", "layer").values.copy()
+    dims = ("rule", "n_hidden", "seed", "step", "layer")
+    la[1, 1, 1, -1, 0] = np.nan
+    la[1, 1, 1, -2, 0] = 70.0
+    la[1, 1, 0, -1, 0] = 30.0
+    study["learned_alignment"] = (dims, la)
+    tables = {t.name: t for t in build_tables(study)}
+    learned, change = tables["learned_alignment_final"], tables["weight_change_final"]
+    assert learned.text.loc[("fa", 2)]["layer 1"] == "50.0"  # mean of 30 and 70 over the two seeds
+    assert change.text.loc[("fa", 2)]["layer 1"] == "0.2"
+    assert "weight_change_final" not in {t.name for t in build_tables(study.drop_vars("weight_change"))}

@@ -86,7 +86,7 @@ def check_dask_cluster_sweep(out):
 
 
 def check_brian2_feedback_alignment(out):
-    assert re.search(r"^Brian2 [\d.]+ \((cpp_standalone|cython|numpy)\): tau 10 ms, dt 30 ms, 7 steps \(210 ms\) per digit, "
+    assert re.search(r"^Brian2 [\d.]+ \((cpp_standalone|cython|numpy)\): tau 10 ms, dt 30 ms, 8 steps \(240 ms\) per digit, "
                      r"2000 digits$", out, re.M)
     rows = re.findall(r"^\s*(\d+)\s+(\d\.\d{3}|-)\s+(\d+\.\d)\s+(\d+\.\d)$", out, re.M)
     assert rows[0][0] == "0" and rows[-1][0] == "2000" and len(rows) == 11

@@ -115,6 +115,13 @@ def build_tables(study, *, margin=0.5, reference="bp", metric=None) -> list[Tabl
                                        "('-': never; blank: 0 degrees throughout, as bp and the readout's "
                                        "delta, or not measured)",
                                        over="seed"), trivial))
+    # What learning wrote (cortex_fa.learned): in wide layers angle(B, W^T) is dominated by W(0)
+    for var, spec, title in (("learned_alignment", ".1f", "learned_alignment at the end: angle(B, (W - W0)^T) "
+                              "(degrees), per layer"),
+                             ("weight_change", ".3g", "weight_change at the end: |W - W0| / |W0|, per layer")):
+        if var in study and "layer" in study[var].dims:
+            last = analysis.final_value(study, var)
+            tables.append(wide(last.mean("seed"), "layer", spec, f"{var}_final", title))
     tables.append(wide(analysis.gradient_flow(study).mean("seed"), "layer", ".3g", "gradient_flow",
                        "Gradient flow: delta_norm per layer / delta_norm of the readout, at the end"))
     return tables

@@ -19,7 +19,7 @@ from cortex_fa.viz.synapse_tab import SynapseTab
 from cortex_fa.viz.data import (LAYER_VARS, STEP_VARS, as_study, extra_dims, layer_view,
                                 run_epoch, select, tidy)
 
-ANGLES = ("delta_alignment", "weight_alignment", "update_alignment")
+ANGLES = ("delta_alignment", "weight_alignment", "update_alignment", "learned_alignment")
 # Which widgets each view listens to ("time" is the epoch player).
 DEPENDS = {
     "curves": ("metric", "rules", "depth", "layer", "seeds", "logx", "time", "extra"),

@@ -16,8 +16,8 @@ import xarray as xr
 from cortex_fa.errors import ResultsError
 
 RUN_DIMS = ("rule", "n_hidden", "seed")
-LAYER_VARS = ("weight_alignment", "delta_alignment", "update_alignment",
-              "delta_norm", "grad_norm", "feedback_norm_ratio")
+LAYER_VARS = ("weight_alignment", "delta_alignment", "update_alignment", "learned_alignment",
+              "delta_norm", "grad_norm", "feedback_norm_ratio", "weight_change")
 STEP_VARS = ("test_accuracy", "test_loss", "validation_accuracy", "validation_loss", "train_accuracy", "train_loss",
              "wall_time")
 

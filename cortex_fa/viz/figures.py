@@ -194,7 +194,7 @@ def _per_layer(ds, var, depth, rules, logx, logy, seeds):
             for i, (rule, items) in enumerate(groups)]
 
 
-def alignment_curves(ds, depth=None, rules=None, variables=("delta_alignment", "weight_alignment"),
+def alignment_curves(ds, depth=None, rules=None, variables=("delta_alignment", "weight_alignment", "learned_alignment"),
                      logx=True, seeds="mean", sel=None):
     """Alignment angles against time per layer: a row per variable, a column per rule.
 
@@ -205,7 +205,8 @@ def alignment_curves(ds, depth=None, rules=None, variables=("delta_alignment", "
     ds = prepare(ds, sel)
     panels = []
     for var in variables:
-        panels += _per_layer(ds, var, depth, rules, logx, False, seeds)
+        if var in ds:  # learned_alignment: files from before 0.4 lack it
+            panels += _per_layer(ds, var, depth, rules, logx, False, seeds)
     return style.grid(panels, len(rules_in(ds, rules)))
 
 

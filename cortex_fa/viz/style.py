@@ -22,6 +22,8 @@ LABELS = {
     "weight_alignment": "weight alignment ∠(B, Wᵀ) (deg)",
     "delta_alignment": "delta alignment ∠(δ, δ_BP) (deg)",
     "update_alignment": "update alignment ∠(ΔW, ΔW_BP) (deg)",
+    "learned_alignment": "learned alignment ∠(B, (W − W₀)ᵀ) (deg)",
+    "weight_change": "‖W − W₀‖ / ‖W₀‖",
     "delta_norm": "delta RMS",
     "grad_norm": "‖ΔW‖ (Frobenius)",
     "feedback_norm_ratio": "‖B‖ / ‖W‖",
