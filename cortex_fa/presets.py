@@ -13,8 +13,12 @@ A preset file has the tables of a sweep config (``[run]`` fixed options,
 * ``[quick]``: overrides for ``--quick`` (sweep keys or run options);
 * ``[published]``: ``source``, ``metric`` ("selected": test error at the
   best-validation epoch, or "final"), ``depth``
-  (the network depth the numbers refer to), ``notes`` and a
-  ``[published.test_error]`` table of percent test error per rule;
+  (the network depth the numbers refer to), ``notes``, ``kind``
+  ("publication", the default, or "peer measurement": numbers measured on
+  other software, never counted as a reproduced paper), a
+  ``[published.test_error]`` table of percent test error per rule and an
+  optional ``[published.spread]`` table (the paper's own spread, percentage
+  points, which becomes that rule's equivalence margin);
 * ``[protocol]``: a protocol declared before the run (reference rule, the
   grid and seeds that choose each rule's rate per depth, the exclusion
   rule, the margin); run by ``cortex-fa protocol``, see :mod:`cortex_fa.protocol`.
@@ -34,6 +38,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cortex_fa import reproduction
 from cortex_fa.config import load_toml
 from cortex_fa.errors import ConfigError, did_you_mean
 
@@ -75,24 +80,6 @@ def models_dir() -> Path:
 
 # Errors a preset may compare with a paper; the test-set minimum is never one of them.
 PUBLISHED_METRICS = ("selected", "final")
-# Without a published spread, a mean this close (percentage points) counts as reproduced.
-TOLERANCE_WITHOUT_SPREAD = 0.3
-
-
-def reproduced(published: float, mean: float, lo: float, hi: float, has_spread: bool) -> bool:
-    """Whether a measurement reproduces a published error.
-
-    Yes when the published value lies inside the measured 95 % interval
-    ``[lo, hi]``, or, where the paper gives no spread, when the mean is
-    within :data:`TOLERANCE_WITHOUT_SPREAD` points of it.
-    """
-    if not math.isfinite(mean):
-        return False
-    if math.isfinite(lo) and lo <= published <= hi:
-        return True
-    return not has_spread and abs(mean - published) <= TOLERANCE_WITHOUT_SPREAD
-
-
 @dataclass(frozen=True)
 class Catalog:
     """What :func:`discover` found: preset name -> file, the notes to show, where it looked."""
@@ -163,9 +150,12 @@ class Preset:
         Returns
         -------
         list of dict
-            ``rule``, ``published``, ``mean``, ``lo``, ``hi``, ``n`` and
+            ``rule``, ``published``, ``mean``, ``lo``, ``hi``, ``n``,
             ``shortfall`` (measured minus published, percentage points; positive
-            means our error is higher).
+            means our error is higher), ``margin`` (the paper's spread or
+            :data:`cortex_fa.reproduction.DEFAULT_MARGIN`), ``kind``, ``verdict``
+            (:func:`cortex_fa.reproduction.verdict`) and ``reproduced`` (the
+            verdict is "reproduced").
         """
         from cortex_fa import analysis
 
@@ -186,7 +176,10 @@ class Preset:
             row["shortfall"] = row["mean"] - row["published"]
             spread = self.published.get("spread", {}).get(rule)
             row["published_spread"] = float("nan") if spread is None else float(spread)
-            row["reproduced"] = reproduced(row["published"], row["mean"], row["lo"], row["hi"], spread is not None)
+            row["margin"] = reproduction.DEFAULT_MARGIN if spread is None else float(spread)
+            row["kind"] = self.published.get("kind", reproduction.PUBLICATION)
+            row["verdict"] = reproduction.verdict(row["published"], row["lo"], row["hi"], row["margin"])
+            row["reproduced"] = row["verdict"] == reproduction.REPRODUCED
             rows.append(row)
         return rows
 
@@ -237,11 +230,23 @@ def load(name: str) -> Preset:
         raise ConfigError(f"preset {path.name}: published.metric must be 'selected' or 'final' (errors chosen on "
                           f"the test set are never compared), got {metric!r}")
     _check_published_errors(path.name, preset.published.get("test_error", {}))
+    kind = preset.published.get("kind", reproduction.PUBLICATION)
+    if kind not in reproduction.KINDS:
+        raise ConfigError(f"preset {path.name}: published.kind must be one of "
+                          f"{', '.join(map(repr, reproduction.KINDS))}, got {kind!r}")
+    spread = preset.published.get("spread", {})
+    if not isinstance(spread, dict) or not all(_positive_number(v) for v in spread.values()):
+        raise ConfigError(f"preset {path.name}: published.spread must be a table of rule = percentage points "
+                          f"> 0 (the paper's own spread), got {spread!r}")
     if "protocol" in table:
         from cortex_fa.protocol import check_protocol
 
         check_protocol(preset)
     return preset
+
+
+def _positive_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _check_published_errors(name: str, errors) -> None:

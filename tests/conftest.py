@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -35,6 +40,44 @@ def mnist():
 
 
 # -- running on pytest-xdist workers (scripts/test.sh: -n 2 --dist loadgroup) --------------
+#
+# xdist's own loadgroup tells the controller a test's group by appending "@group" to its
+# node id, which pytest 9 no longer takes (structured node ids: pytest-dev/pytest-xdist#1386,
+# the groups are silently ignored and a module fixture is made on both workers). Here each
+# worker writes the groups it collected to a file, and the controller's scheduler reads
+# them: node ids stay pytest's own, on any pytest.
+GROUPS_ENV = "CORTEX_FA_TEST_GROUPS"
+
+
+def pytest_configure(config):
+    if getattr(config.option, "dist", "no") == "loadgroup" and not hasattr(config, "workerinput"):
+        folder = tempfile.mkdtemp(prefix="cortex_fa_test_groups_")
+        os.environ[GROUPS_ENV] = folder  # the workers are started after this and inherit it
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if getattr(config.option, "dist", "no") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FixtureGroupScheduling(LoadScopeScheduling):
+        """loadscope with the workers' groups as scopes; every other test is a scope of its own."""
+
+        groups = None
+
+        def _split_scope(self, nodeid):
+            if self.groups is None:
+                self.groups = {}
+                for path in Path(os.environ[GROUPS_ENV]).glob("*.json"):
+                    self.groups.update(json.loads(path.read_text()))
+            if nodeid.rfind("@") > nodeid.rfind("]"):  # pytest < 9: xdist tagged an xdist_group mark
+                nodeid = nodeid.rsplit("@", 1)[0]
+            return self.groups.get(nodeid, nodeid)
+
+    return FixtureGroupScheduling(config, log)
+
 
 def _uses_own_shared_fixture(item) -> bool:
     """Does the test use a module- or session-scoped fixture defined in its own file?"""
@@ -49,6 +92,15 @@ def _uses_own_shared_fixture(item) -> bool:
     return False
 
 
+def _group_of(item):
+    mark = item.get_closest_marker("xdist_group")
+    if mark is not None:
+        return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+    if item.get_closest_marker("spread") is None and _uses_own_shared_fixture(item):
+        return item.module.__name__
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
     """Group what must share a worker, and hand out the slow tests first.
 
@@ -58,19 +110,18 @@ def pytest_collection_modifyitems(config, items):
     fixture is cheap next to them). Every other test is scheduled on its own.
     Slow tests go first so that no long test starts last and holds up the run.
     """
-    grouped, slow_groups = set(), set()
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None and item.get_closest_marker("spread") is None \
-                and _uses_own_shared_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-            grouped.add(item.nodeid)
-            if item.get_closest_marker("slow"):
-                slow_groups.add(item.module.__name__)
+    groups = {item.nodeid: group for item in items if (group := _group_of(item)) is not None}
+    slow_groups = {groups[item.nodeid] for item in items if item.nodeid in groups and item.get_closest_marker("slow")}
 
     def later(item) -> bool:
         # a grouped file moves as a whole: split, its module fixture would be torn down and made again
-        if item.nodeid in grouped:
-            return item.module.__name__ not in slow_groups
+        if item.nodeid in groups:
+            return groups[item.nodeid] not in slow_groups
         return item.get_closest_marker("slow") is None
 
     items.sort(key=later)  # stable: file order otherwise
+    folder = os.environ.get(GROUPS_ENV)
+    if hasattr(config, "workerinput") and folder:
+        path = Path(folder) / f"{config.workerinput['workerid']}.json"
+        path.with_suffix(".tmp").write_text(json.dumps(groups))
+        path.with_suffix(".tmp").replace(path)  # whole or absent when the controller reads it

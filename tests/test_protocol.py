@@ -375,6 +375,11 @@ def test_protocol_select_study_combine_report_on_mnist(tmp_path, mnist):
     assert bad.returncode == 2 and "not a selection" in bad.stderr
     comb = _cli("protocol", "combine", "study_d3.nc", "study_d1.nc", "--out", "study.nc", cwd=tmp_path)
     assert comb.returncode == 0, comb.stderr
+    # docs/cli.md's order (mapped here from tests/test_docs.py) gives the same study
+    comb = _cli("protocol", "combine", "study_d1.nc", "study_d3.nc", "--out", "protocol_study.nc", cwd=tmp_path)
+    assert comb.returncode == 0, comb.stderr
+    assert open_results(tmp_path / "protocol_study.nc").drop_attrs().identical(
+        open_results(tmp_path / "study.nc").drop_attrs())
     study, selection = open_results(tmp_path / "study.nc"), open_results(tmp_path / "sel.nc")
     assert list(study["n_hidden"].values) == [1, 3] and list(study["seed"].values) == [0, 1, 2]
     assert list(study["rule"].values) == ["bp", "bp_wd", "fa", "kp"]
@@ -391,7 +396,7 @@ def test_protocol_select_study_combine_report_on_mnist(tmp_path, mnist):
                 a = study["test_accuracy"].sel(rule=rule, n_hidden=depth, seed=seed).dropna("step")
                 b = selection["test_accuracy"].sel(rule=rule, n_hidden=depth, seed=seed, lr=lr).dropna("step")
                 np.testing.assert_array_equal(a.values, b.values)
-    rep = _cli("report", "study.nc", "--no-write", cwd=tmp_path)
+    rep = _cli("report", "protocol_study.nc", "--no-write", cwd=tmp_path)
     assert rep.returncode == 0, rep.stderr
     assert "Learning rate chosen per rule and depth" in rep.stdout and "Stop reasons" in rep.stdout
     assert "Verdicts vs bp" in rep.stdout and "margin 50 images" in rep.stdout

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cortex_fa import analysis, presets, selection
+from cortex_fa import analysis, presets, reproduction, selection
 from cortex_fa.results import open_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def expected_cell(study, kind, rule, column):
         if column == "chosen":
             return f"{float(choice.chosen.sel(rule=rule)):g}"
         return f"{float(choice.score.sel(rule=rule, lr=float(column.split()[1]))):.2f}"
-    if kind == "preset_comparison":  # NAME is the preset; headers published/measured/shortfall/reproduced
+    if kind == "preset_comparison":  # NAME is the preset; headers published/measured/shortfall/verdict
         return comparison_cells(study.attrs["preset_name"], rule)[column.split()[0]]
     raise AssertionError(f"no recipe for table kind {kind!r}")
 
@@ -76,7 +76,7 @@ def comparison_cells(preset, rule):
     return {"published": f"{row['published']:g}",
             "measured": f"{row['mean']:.2f} [{row['lo']:.2f}, {row['hi']:.2f}]",
             "shortfall": f"{row['shortfall']:+.2f}",
-            "reproduced": "yes" if row["reproduced"] else "no"}
+            "verdict": reproduction.label(row["verdict"], row["kind"])}
 
 
 def test_the_reproductions_status_table_matches_the_committed_preset_studies():
@@ -93,6 +93,22 @@ def test_the_reproductions_status_table_matches_the_committed_preset_studies():
             assert cells["published"] == f"{presets.load(preset).published_errors[rule]:g}"
             continue
         assert cells == comparison_cells(preset, rule), f"{preset} / {rule}"
+
+
+def test_the_count_of_reproduced_papers_is_what_the_committed_files_say():
+    """docs/reproductions.md counts publications only: a peer measurement is never a reproduced paper."""
+    text = re.sub(r"\s+", " ", (ROOT / "docs" / "reproductions.md").read_text())
+    m = re.search(r"Of the (\d+) published numbers measured so far, \*\*(\d+) are reproduced, (\d+) not "
+                  r"reproduced and (\d+) undetermined\*\*", text)
+    assert m, "the count sentence is missing"
+    rows = [row for name in presets.available() if (DATA / f"{name}.nc").exists()
+            for row in presets.load(name).compare(open_results(DATA / f"{name}.nc"))]
+    papers = [r for r in rows if r["kind"] == reproduction.PUBLICATION and r["n"] > 0]
+    verdicts = [r["verdict"] for r in papers]
+    expected = (len(papers), verdicts.count(reproduction.REPRODUCED), verdicts.count(reproduction.NOT_REPRODUCED),
+                verdicts.count(reproduction.UNDETERMINED))
+    assert tuple(map(int, m.groups())) == expected
+    assert reproduction.count_reproduced(rows) == (expected[1], expected[0])
 
 
 @pytest.mark.parametrize("name,kind,header,rows", [t for t in quoted_tables() if t.values[1] != "reproductions"])

@@ -35,14 +35,20 @@ def register(subparsers) -> None:
 
 def comparison_table(preset, study) -> str:
     """Published vs measured, one line per rule with a published number."""
+    from cortex_fa import reproduction
+
     rows = preset.compare(study)
     pub = preset.published
     head = [f"{preset.title}",
             f"published: {pub.get('source', '?')}",
             f"{pub.get('metric', 'selected')} test error (%) at depth {rows[0]['depth'] if rows else '?'}; "
-            "measured = mean [95% t-interval] over seeds; shortfall = measured - published (pp); reproduced = "
-            "published inside the interval (or within 0.3 pp where the paper gives no spread)",
-            f"{'rule':>8} {'published':>14} {'measured':>24} {'seeds':>5} {'shortfall':>10} {'reproduced':>10}"]
+            "measured = mean [95% t-interval] over seeds; shortfall = measured - published (pp); verdict: "
+            "reproduced when the whole interval of measured - published lies within +-margin (the paper's spread, "
+            "else 0.3 pp), not reproduced when it lies wholly outside, else undetermined",
+            f"{'rule':>8} {'published':>14} {'measured':>24} {'seeds':>5} {'shortfall':>10} {'margin':>7}  verdict"]
+    if pub.get("kind") == reproduction.PEER:
+        head.insert(2, "the reference is a peer measurement (other software), not a publication: "
+                       "it is matched, not reproduced, and never counted among reproduced papers")
     for r in rows:
         have = r["n"] > 0 and r["mean"] == r["mean"]
         interval = f" [{r['lo']:.2f}, {r['hi']:.2f}]" if have and r["lo"] == r["lo"] else ""
@@ -50,8 +56,9 @@ def comparison_table(preset, study) -> str:
         short = f"{r['shortfall']:+.2f}" if have else "-"
         spread = r.get("published_spread", float("nan"))
         published = f"{r['published']:.2f}" + (f" +- {spread:.2f}" if spread == spread else "")
-        verdict = ("yes" if r.get("reproduced") else "no") if have else "-"
-        head.append(f"{r['rule']:>8} {published:>14} {measured:>24} {r['n']:>5} {short:>10} {verdict:>10}")
+        verdict = reproduction.label(r["verdict"], r["kind"]) if have else "-"
+        head.append(f"{r['rule']:>8} {published:>14} {measured:>24} {r['n']:>5} {short:>10} {r['margin']:>7.2f}  "
+                    f"{verdict}")
     if pub.get("notes"):
         head.append(f"notes: {pub['notes']}")
     return "\n".join(head)
