@@ -234,8 +234,8 @@ def alignment_summary(study: xr.Dataset, var: str = "delta_alignment", angles=AN
     ep = epoch_of(study).broadcast_like(a).transpose(*a.dims)
     th = xr.DataArray(list(angles), dims="angle", coords={"angle": list(angles)})
     idx = _over(a < th, "step", first_index)
-    below = _take(ep, idx).where(np.isfinite(_over(a, "step", last_finite)))
-    return xr.Dataset({"final": _over(a, "step", last_finite), "epochs_below": below})
+    final = final_value(study, var)
+    return xr.Dataset({"final": final, "epochs_below": _take(ep, idx).where(np.isfinite(final))})
 
 
 def final_value(study: xr.Dataset, var: str) -> xr.DataArray:
@@ -245,7 +245,7 @@ def final_value(study: xr.Dataset, var: str) -> xr.DataArray:
 
 def gradient_flow(study: xr.Dataset) -> xr.DataArray:
     """``delta_norm`` per layer at the end, relative to the readout layer (``layer_from_top`` 0)."""
-    dn = _over(study["delta_norm"].transpose(..., "step"), "step", last_finite)
+    dn = final_value(study, "delta_norm")
     readout = dn.sel(layer=study["n_hidden"] + 1) if "n_hidden" in study.dims else dn.isel(layer=-1)
     out = (dn / readout.where(readout > 0)).rename("gradient_flow")
     out.attrs.update(long_name="delta_norm relative to the readout layer at the end", units="1")

@@ -245,8 +245,12 @@ def load(name: str) -> Preset:
     return preset
 
 
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _positive_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return _finite_number(value) and value > 0
 
 
 def _check_published_errors(name: str, errors) -> None:
@@ -254,7 +258,6 @@ def _check_published_errors(name: str, errors) -> None:
     if not isinstance(errors, dict):
         raise ConfigError(f"preset {name}: published.test_error must be a table of rule = percent, got {errors!r}")
     for rule, value in errors.items():
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or not 0 <= value <= 100:
+        if not _finite_number(value) or not 0 <= value <= 100:
             raise ConfigError(f"preset {name}: published.test_error.{rule} must be a percent test error "
                               f"in [0, 100], got {value!r}")
