@@ -105,3 +105,17 @@ def test_compare_reports_shortfall_in_percentage_points():
     assert rows["bp"]["margin"] == 0.3 and rows["bp"]["lo"] == pytest.approx(2.4 - 12.706 * 0.1, abs=1e-3)
     assert [rows[r]["verdict"] for r in ("bp", "fa", "shallow")] == ["undetermined"] * 3
     assert not any(r["reproduced"] for r in rows.values()) and rows["bp"]["kind"] == "publication"
+
+
+def test_depth7_schedule_ablation_waits_twice_the_protocols_patience():
+    """The ablation's runs hold the protocol's patience (replayed by cortex_fa.stopping) and twice as long."""
+    protocol = {(c.patience, c.lr_patience, c.lr_decay) for c in presets.load("depth_protocol").spec().configs()}
+    (patience, lr_patience, lr_decay), = protocol
+    configs = presets.load("depth7_schedule").spec().configs()
+    assert {c.patience for c in configs} == {2 * patience}
+    assert {(c.lr_patience, c.lr_decay) for c in configs} == {(lr_patience, lr_decay)}
+    assert {c.lr_schedule for c in configs} == {"constant", "plateau"}
+    assert {c.hidden for c in configs} == {(240,) * 7} and {c.seed for c in configs} == {0, 1, 2}
+    assert {(c.rule, c.lr) for c in configs} == {("bp", 0.1), ("fa", 0.3), ("ifa", 0.3)}  # the converged study's
+    quick = presets.load("depth7_schedule").spec(quick=True).configs()
+    assert all(c.train_subset == 3000 and c.patience < c.epochs for c in quick)

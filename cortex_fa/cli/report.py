@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cortex_fa.cli.ending_tables import protocol_defaults, protocol_tables, replay_patiences, replay_tables
 from cortex_fa.cli.tables import Table, interval, render_markdown, render_text, verdict_tables, wide, without
 from cortex_fa.errors import ConfigError, CortexFAError, choices_text, did_you_mean
 
@@ -31,6 +32,9 @@ def register(subparsers) -> None:
     p.add_argument("--metric", choices=("selected", "final", "oracle_best"), default=None,
                    help="test error the verdicts compare (default: selected, i.e. at the best-validation "
                         "epoch, when the study has a validation split; else final)")
+    p.add_argument("--replay-patience", metavar="P[,P...]", default=None,
+                   help="also replay early stopping at these shorter patiences from the runs' histories: the extra "
+                        "test errors and the epochs a shorter wait gives (did the runs end on a real plateau?)")
     p.add_argument("--no-write", action="store_true", help="print only; write no files")
     p.set_defaults(func=main)
 
@@ -68,7 +72,7 @@ def _selection_tables(study) -> list[Table]:
     ]
 
 
-def build_tables(study, *, margin=0.5, reference="bp", metric=None) -> list[Table]:
+def build_tables(study, *, margin=0.5, reference="bp", metric=None, replay=()) -> list[Table]:
     """Every table of the report, in order: the headline error first."""
     from cortex_fa import analysis, selection
     from cortex_fa.cf import RUN_INTERNAL_DIMS
@@ -124,51 +128,7 @@ def build_tables(study, *, margin=0.5, reference="bp", metric=None) -> list[Tabl
             tables.append(wide(last.mean("seed"), "layer", spec, f"{var}_final", title))
     tables.append(wide(analysis.gradient_flow(study).mean("seed"), "layer", ".3g", "gradient_flow",
                        "Gradient flow: delta_norm per layer / delta_norm of the readout, at the end"))
-    return tables
-
-
-def stop_reasons(study):
-    """Per rule, depth and stop reason: how many runs ended that way (missing runs as ``missing``)."""
-    import xarray as xr
-
-    reason = study["stop_reason"].where(study["stop_reason"] != "", study["status"])
-    reason = reason.where(study["status"] != "missing", "missing")
-    names = sorted({str(v) for v in np.unique(reason.values)})
-    runs = [d for d in reason.dims if d not in ("rule", "n_hidden")]
-    counts = [(reason == name).sum(runs).expand_dims(stop_reason=[name]) for name in names]
-    return xr.concat(counts, "stop_reason")
-
-
-def protocol_tables(study) -> list[Table]:
-    """The chosen rates of a protocol study, and every study's stop reasons (no run dropped)."""
-    tables = []
-    if "chosen_lr" in study:
-        tables.append(wide(study["chosen_lr"], "n_hidden", "g", "chosen_lr",
-                           "Learning rate chosen per rule and depth by the declared protocol (best eligible "
-                           "validation score of the grid on the selection seeds; exact ties to the smaller rate)"))
-    if "stop_reason" in study and (study["stop_reason"] != "").any():
-        counts = stop_reasons(study).transpose("rule", "n_hidden", "stop_reason")
-        frame = counts.to_dataframe(name="n")["n"].unstack("stop_reason")
-        frame.index = frame.index.set_names(["rule", "depth"])
-        frame.columns = [str(c) for c in frame.columns]
-        tables.append(Table("stop_reasons", "Stop reasons: runs per rule and depth that ended by each reason "
-                            "(diverged and stalled runs are counted here and enter the tables above)",
-                            frame.map(str), frame))
-    return tables
-
-
-def protocol_defaults(study) -> dict:
-    """A protocol study's declared reference, margin (points) and metric, for the verdicts."""
-    import json
-
-    if "protocol" not in study.attrs:
-        return {}
-    try:
-        declared = json.loads(study.attrs["protocol"])
-    except ValueError:
-        return {}
-    return {"reference": declared.get("reference"), "metric": declared.get("metric"),
-            "margin": declared["margin_images"] / 100.0 if "margin_images" in declared else None}
+    return tables + replay_tables(study, replay)
 
 
 def problem_runs(study) -> list[str]:
@@ -225,6 +185,7 @@ def main(args) -> int:
             setattr(args, name, declared[name])
     if args.margin is None:
         args.margin = 0.5
+    replay = replay_patiences(args.replay_patience, study)
     rules = [str(r) for r in study["rule"].values]
     # A rule asked for by name must exist (else its table would silently vanish); the default
     # bp may be absent (a study of fa runs only), and then there is no breaking-depth table.
@@ -235,7 +196,7 @@ def main(args) -> int:
     stem = _stem(str(args.path))
     if not args.no_write:  # before the tables are printed, not after
         check_dir_writable(stem.parent, f"report files {stem}.*")
-    tables = build_tables(study, margin=args.margin, reference=reference, metric=args.metric)
+    tables = build_tables(study, margin=args.margin, reference=reference, metric=args.metric, replay=replay)
     problems = problem_runs(study)
     print("\n\n".join(render_text(t) for t in tables))
     print("\nDiverged or missing runs:" + ("".join(f"\n  {p}" for p in problems) if problems else " none"))
