@@ -1,7 +1,9 @@
 """Committed study files open, and the tables quoted from them in the docs match them.
 
 A docs table that quotes a study file is preceded by ``<!-- table: NAME KIND -->``
-(NAME: ``docs/data/NAME.nc``; KIND: which quantity). Each such table is
+(NAME: ``docs/data/NAME.nc``, or a folder ``docs/data/NAME/`` of a protocol's
+per-depth chunks ``study_d*.nc``, combined as ``cortex-fa protocol combine``
+combines them; KIND: which quantity). Each such table is
 recomputed here from the file with :mod:`cortex_fa.analysis`, formatted as
 ``cortex-fa report`` formats it, and compared cell by cell.
 """
@@ -30,6 +32,16 @@ def quoted_tables():
             yield pytest.param(m["name"], m["kind"], rows[0], rows[2:], id=f"{page.stem}:{m['name']}:{m['kind']}")
 
 
+def open_quoted(name):
+    """``docs/data/NAME.nc``, or the protocol chunks in ``docs/data/NAME/`` combined into one study."""
+    from cortex_fa.chunks import combine_chunks
+
+    folder = DATA / name
+    if folder.is_dir():
+        return combine_chunks([open_results(p) for p in sorted(folder.glob("study_d*.nc"))])
+    return open_results(DATA / f"{name}.nc")
+
+
 def _interval_cell(summary, kind, **at):
     mean, lo, hi = (float(summary[f"{kind}_{k}"].sel(**at)) for k in ("mean", "lo", "hi"))
     return f"{mean:.2f}" + ("" if not np.isfinite(lo) else f" [{lo:.2f}, {hi:.2f}]")
@@ -40,6 +52,14 @@ def expected_cell(study, kind, rule, column):
     if kind in ("final_error", "selected_error", "oracle_best_error"):
         depth = int(column.split()[1])
         return _interval_cell(analysis.error_summary(study), kind.replace("_error", ""), rule=rule, n_hidden=depth)
+    if kind == "verdict":  # header 'depth N': rule minus bp in points, paired over seeds, and the verdict
+        from cortex_fa import verdicts
+
+        c = verdicts.verdicts(study).sel(rule=rule, n_hidden=int(column.split()[1]))
+        mean, lo, hi = (float(c[f"diff_{k}_pp"]) for k in ("mean", "lo", "hi"))
+        return f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}] {c.verdict.item()}"
+    if kind == "chosen_lr":  # header 'depth N': the protocol's rate for the cell
+        return f"{float(study['chosen_lr'].sel(rule=rule, n_hidden=int(column.split()[1]))):g}"
     if kind == "best_validation_by_seed":  # header 'seed N', one row per rule at the study's one depth
         best = 100.0 * study["validation_accuracy"].max("step").sel(rule=rule).squeeze("n_hidden", drop=True)
         return f"{float(best.sel(seed=int(column.split()[1]))):.2f}"
@@ -57,7 +77,8 @@ def expected_cell(study, kind, rule, column):
     raise AssertionError(f"no recipe for table kind {kind!r}")
 
 
-@pytest.mark.parametrize("path", sorted(DATA.glob("*.nc")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(DATA.glob("*.nc")) + sorted(DATA.glob("*/*.nc")),
+                         ids=lambda p: str(p.relative_to(DATA)))
 def test_committed_study_file_opens(path):
     study = open_results(path)
     assert {"rule", "n_hidden", "seed", "step", "layer"} <= set(study.dims)
@@ -66,6 +87,7 @@ def test_committed_study_file_opens(path):
 
 def test_every_committed_study_is_quoted_somewhere():
     quoted = {p.values[0] for p in quoted_tables()}
+    assert {p.name for p in DATA.iterdir() if p.is_dir() and any(p.glob("study_d*.nc"))} <= quoted
     quoted |= {m["name"] for page in (ROOT / "docs").glob("*.md") for m in HYBRID_MARKER.finditer(page.read_text())}
     assert {p.stem for p in DATA.glob("*.nc")} <= quoted
 
@@ -113,7 +135,7 @@ def test_the_count_of_reproduced_papers_is_what_the_committed_files_say():
 
 @pytest.mark.parametrize("name,kind,header,rows", [t for t in quoted_tables() if t.values[1] != "reproductions"])
 def test_quoted_table_matches_its_study_file(name, kind, header, rows):
-    study = open_results(DATA / f"{name}.nc")
+    study = open_quoted(name)
     study.attrs["preset_name"] = name
     assert rows, "an empty table"
     for row in rows:
@@ -163,6 +185,28 @@ def test_the_readme_headline_is_what_the_verdicts_say():
         assert set(v.verdict.sel(rule=rule, n_hidden=[1, 2, 3]).values) == {verdicts.KEEPS_UP}
     assert [int(d) for d in v.n_hidden.values if v.verdict.sel(rule="kp", n_hidden=d).item() != verdicts.KEEPS_UP] == [2, 5, 7]
     assert set(verdicts.breaking_depth(v).drop_sel(rule="bp").values) == {verdicts.UNDETERMINED}
+
+
+def test_the_protocol_findings_on_the_depth_page_are_what_the_chunks_say():
+    """The prose under the protocol's tables in docs/depth-study.md, recomputed from its chunks."""
+    from cortex_fa import verdicts
+
+    study = open_quoted("depth_protocol")
+    page = re.sub(r"\s+", " ", (ROOT / "docs" / "depth-study.md").read_text())
+    v = verdicts.verdicts(study)
+    count = verdicts.misclassified(study).sel(n_hidden=1)
+    # one hidden column: fa, dfa and ifa draw the same B from paired streams, so they are one rule
+    assert "their rows agree to the image" in page
+    assert (count.sel(rule="fa") == count.sel(rule="dfa")).all() and (count.sel(rule="fa") == count.sel(rule="ifa")).all()
+    assert set(v.verdict.sel(n_hidden=1).drop_sel(rule="bp").values) == {verdicts.KEEPS_UP}
+    assert "At depth 1 `bp_wd` makes fewer errors than bp (its paired interval lies wholly below zero)" in page
+    assert float(v.diff_hi.sel(rule="bp_wd", n_hidden=1)) < 0
+    if 2 in study.n_hidden.values:
+        assert "At depth 2 the random-feedback rules (fa, dfa, ifa) already reach into the margin" in page
+        assert {v.verdict.sel(rule=r, n_hidden=2).item() for r in ("fa", "dfa", "ifa")} == {verdicts.UNDETERMINED}
+        assert {v.verdict.sel(rule=r, n_hidden=2).item() for r in ("usf", "brsf")} == {verdicts.KEEPS_UP}
+    if "Every run so far ended by early stopping" in page:
+        assert set(np.unique(study["stop_reason"].values)) == {"early_stop"}
 
 
 def test_the_hybrid_page_quotes_what_its_block_prints():
