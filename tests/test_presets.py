@@ -119,3 +119,19 @@ def test_depth7_schedule_ablation_waits_twice_the_protocols_patience():
     assert {(c.rule, c.lr) for c in configs} == {("bp", 0.1), ("fa", 0.3), ("ifa", 0.3)}  # the converged study's
     quick = presets.load("depth7_schedule").spec(quick=True).configs()
     assert all(c.train_subset == 3000 and c.patience < c.epochs for c in quick)
+
+
+def test_lillicrap_scale_ablation_brackets_the_glorot_bounds_it_replaces():
+    """Stage 1 grids the bounds w and b themselves (init "fixed") around what lillicrap2016 uses (Glorot)."""
+    import numpy as np
+
+    base = presets.load("lillicrap2016").spec().configs()
+    configs = presets.load("lillicrap2016_scales").spec().configs()
+    assert {c.rule for c in configs} == {"fa"} and len(configs) == 9
+    assert {(c.init, c.feedback_init) for c in configs} == {("fixed", "fixed")}
+    glorot_w, glorot_b = np.sqrt(6 / (784 + 1000)), np.sqrt(6 / (1000 + 10))
+    ws, bs = sorted({c.init_scale for c in configs}), sorted({c.feedback_scale for c in configs})
+    assert ws[0] < glorot_w < ws[-1] and bs[0] < glorot_b < bs[-1]
+    same = ("activation", "output_activation", "loss", "optimizer", "lr", "weight_decay", "batch_size", "hidden")
+    recipe = {tuple(getattr(c, k) for k in same) for c in base if c.rule == "fa"}
+    assert {tuple(getattr(c, k) for k in same) for c in configs} == recipe
