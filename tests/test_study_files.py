@@ -205,6 +205,16 @@ def test_the_protocol_findings_on_the_depth_page_are_what_the_chunks_say():
         assert "At depth 2 the random-feedback rules (fa, dfa, ifa) already reach into the margin" in page
         assert {v.verdict.sel(rule=r, n_hidden=2).item() for r in ("fa", "dfa", "ifa")} == {verdicts.UNDETERMINED}
         assert {v.verdict.sel(rule=r, n_hidden=2).item() for r in ("usf", "brsf")} == {verdicts.KEEPS_UP}
+    if 3 in study.n_hidden.values:
+        assert "At depth 3 fa falls behind" in page and "usf and brsf keep up at every depth so far" in page
+        assert v.verdict.sel(rule="fa", n_hidden=3).item() == verdicts.FALLS_BEHIND
+        assert verdicts.breaking_depth(v).sel(rule="fa").item() == verdicts.UNDETERMINED
+        assert {v.verdict.sel(rule=r, n_hidden=3).item() for r in ("dfa", "ifa")} == {verdicts.UNDETERMINED}
+        assert set(v.verdict.sel(rule=["usf", "brsf"]).values.ravel()) == {verdicts.KEEPS_UP}
+        assert "kp makes fewer errors than bp at depths 2 and 3" in page
+        assert (v.diff_hi.sel(rule="kp", n_hidden=[2, 3]) < 0).all()
+        against_wd = verdicts.verdicts(study, reference="bp_wd")
+        assert float(against_wd.diff_hi.sel(rule="kp", n_hidden=2)) < 0
     if "Every run so far ended by early stopping" in page:
         assert set(np.unique(study["stop_reason"].values)) == {"early_stop"}
 
