@@ -136,12 +136,12 @@ def replay_cost(study: xr.Dataset, patience: int, n_test: int = N_TEST) -> xr.Da
 
 def own_patience(study: xr.Dataset) -> int:
     """The patience the study's runs trained with (one value: a study swept over patience is refused)."""
-    import json
+    from cortex_fa.selection import _run_option
 
     if "patience" in study.dims:
         raise ResultsError("the study sweeps patience; select one value (study.sel(patience=...)) before replaying")
-    config = study.attrs.get("config")
-    patience = json.loads(config).get("patience") if isinstance(config, str) else None
-    if patience is None:
-        raise ResultsError("the study does not say which patience its runs trained with (attrs['config'])")
-    return int(patience)
+    values = np.unique(_run_option(study, "patience").values)
+    values = values[np.isfinite(values)]
+    if values.size != 1:
+        raise ResultsError("the study does not say which one patience its runs trained with (their config)")
+    return int(values[0])
