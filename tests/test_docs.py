@@ -101,10 +101,11 @@ MAPPED = [
      "trains, then keeps the live app serving until Ctrl-C; that test runs it, asks the app for its page, "
      "and sees the run finish while it serves (a sweep's --serve is the same server, tests/test_live_browser.py)"),
     (r"^cortex-fa protocol (select|study) depth_protocol --quick\b|^cortex-fa protocol combine study_d1\.nc "
-     r"study_d3\.nc\b|^cortex-fa report protocol_study\.nc\b",
+     r"study_d3\.nc\b|^cortex-fa report protocol_study\.nc\b"
+     r"|^cortex-fa protocol cost sel\.nc study_d1\.nc study_d3\.nc$",
      "tests/test_protocol.py::test_protocol_select_study_combine_report_on_mnist",
      "the quick protocol chain on the real MNIST (select at depths 1 and 3, a study chunk per depth, combine, "
-     "report): that test runs these very commands and checks what each one writes"),
+     "report, cost): that test runs these very commands and checks what each one writes"),
     (r"^cortex-fa reproduce [a-z0-9_]+", "tests/test_presets.py::test_preset_loads_validates_and_cites_its_source",
      "a preset is a sweep of tens of runs (minutes with --quick, hours without); every preset's full and quick "
      "specs are built and validated there, the sweep machinery is run by tests/test_sweep_dask.py"),

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from cortex_fa import ConfigError, RunConfig, Simulation
+from cortex_fa import ConfigError, ResultsError, RunConfig, Simulation
 from cortex_fa.schedule import plateau_drops
 
 # -- the plateau schedule -------------------------------------------------------------
@@ -177,9 +177,34 @@ def test_the_converged_study_split_by_depth_combines_back_unchanged():
     assert study.attrs == again.attrs
 
 
+def _timed(hashes, seconds, status=None):
+    """A study of runs over (rule, seed) with the given hashes and final training seconds."""
+    hashes, seconds = np.array(hashes, dtype=object), np.array(seconds, dtype=float)
+    wall = np.full(hashes.shape + (3,), np.nan)
+    wall[..., 0], wall[..., 1] = seconds / 2, seconds  # the last finite step is the run's time
+    status = np.full(hashes.shape, "ok", dtype=object) if status is None else np.array(status, dtype=object)
+    return xr.Dataset({"config_hash": (("rule", "seed"), hashes), "status": (("rule", "seed"), status),
+                       "wall_time": (("rule", "seed", "step"), wall)}, coords={"n_hidden": 2})
+
+
+def test_training_time_counts_a_run_shared_by_two_chunks_once():
+    from cortex_fa.training_time import hours_minutes, training_time
+
+    selection = _timed([["a", "b"], ["c", "d"]], [[10, 20], [30, 40]])
+    study = _timed([["a", "x"], ["c", "y"]], [[10, 100], [30, 1000]], status=[["ok", "ok"], ["ok", "missing"]])
+    rows = training_time([("sel", selection), ("study", study)])
+    assert [(r["runs"], r["counted"], r["seconds"]) for r in rows] == [(4, 4, 100.0), (3, 1, 100.0)]
+    assert rows[1]["depths"] == [2]
+    # counted in the order given: the study first takes the shared runs
+    rows = training_time([("study", study), ("sel", selection)])
+    assert [(r["counted"], r["seconds"]) for r in rows] == [(3, 140.0), (2, 60.0)]
+    assert (hours_minutes(59 * 60 + 29), hours_minutes(3600 * 5 + 7 * 60)) == ("59 min", "5 h 07 min")
+    with pytest.raises(ResultsError, match="no 'config_hash'"):
+        training_time([("x", study.drop_vars("config_hash"))])
+
+
 def test_chunks_that_are_not_one_study_are_refused(variant_runs):
     from cortex_fa.chunks import combine_chunks
-    from cortex_fa.errors import ResultsError
     from cortex_fa.study import combine_runs
 
     spec, runs = variant_runs
@@ -347,6 +372,7 @@ def _cli(*argv, cwd):
     (("protocol", "select", "depth_protocol", "--depths", "1,x", "--out", "x.nc", "--quick"), "--depths"),
     (("protocol", "study", "depth_protocol", "--selection", "missing.nc", "--out", "x.nc"), "missing.nc"),
     (("protocol", "combine", "missing.nc", "--out", "x.nc"), "missing.nc"),
+    (("protocol", "cost", "missing.nc"), "missing.nc"),
     (("reproduce", "depth_protocol", "--quick"), "cortex-fa protocol select"),
 ])
 def test_bad_protocol_commands_are_one_line_errors(tmp_path, argv, message):
@@ -399,6 +425,19 @@ def test_protocol_select_study_combine_report_on_mnist(tmp_path, mnist, monkeypa
                 a = study["test_accuracy"].sel(rule=rule, n_hidden=depth, seed=seed).dropna("step")
                 b = selection["test_accuracy"].sel(rule=rule, n_hidden=depth, seed=seed, lr=lr).dropna("step")
                 np.testing.assert_array_equal(a.values, b.values)
+    # cost: the selection seeds' runs are counted once, in the selection; the study adds its third seed
+    capsys.readouterr()
+    assert main(["protocol", "cost", "sel.nc", "study_d1.nc", "study_d3.nc"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    n_selection = int((selection["status"] != "missing").sum())
+    assert lines[1].split()[:5] == ["sel.nc", "selection", "1,3", str(n_selection), str(n_selection)]
+    for line, depth in zip(lines[2:4], (1, 3)):
+        assert line.split()[:5] == [f"study_d{depth}.nc", "study", str(depth), "12", "4"]
+    seconds = sum(float(open_results(tmp_path / f)["wall_time"].max("step").sel(**at).sum())
+                  for f, at in (("sel.nc", {}), ("study_d1.nc", {"seed": 2}), ("study_d3.nc", {"seed": 2})))
+    from cortex_fa.training_time import hours_minutes
+
+    assert lines[-1].startswith(f"all: {hours_minutes(seconds)} of training in {n_selection + 8} runs")
     rep = _cli("report", "protocol_study.nc", "--no-write", cwd=tmp_path)
     assert rep.returncode == 0, rep.stderr
     assert "Learning rate chosen per rule and depth" in rep.stdout and "Stop reasons" in rep.stdout

@@ -225,6 +225,19 @@ def test_the_protocol_findings_on_the_depth_page_are_what_the_chunks_say():
         assert set(np.unique(study["stop_reason"].values)) == {"early_stop"}
 
 
+def test_the_protocol_cost_on_the_depth_page_is_what_its_files_say():
+    """The training time the page quotes is what ``cortex-fa protocol cost docs/data/depth_protocol/*.nc`` sums."""
+    from cortex_fa.training_time import hours_minutes, training_time
+
+    page = re.sub(r"\s+", " ", (ROOT / "docs" / "depth-study.md").read_text())
+    assert "cortex-fa protocol cost docs/data/depth_protocol/*.nc" in page
+    m = re.search(r"\*\*((?:\d+ h \d\d min)|(?:\d+ min)) of training in (\d+) runs\*\*", page)
+    assert m, "the page quotes no total training time"
+    files = sorted((DATA / "depth_protocol").glob("*.nc"))  # as the shell expands the glob
+    rows = training_time((p.name, open_results(p)) for p in files)
+    assert (m[1], int(m[2])) == (hours_minutes(sum(r["seconds"] for r in rows)), sum(r["counted"] for r in rows))
+
+
 def test_the_hybrid_page_quotes_what_its_block_prints():
     """docs/hybrid-study.md shows a python block and, below it, its output: they must agree."""
     import contextlib

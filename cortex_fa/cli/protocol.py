@@ -7,6 +7,7 @@ Examples
     cortex-fa protocol select depth_protocol --depths 1,2 --out sel.nc --quick
     cortex-fa protocol study depth_protocol --selection sel.nc --depths 1,2 --out study_d12.nc --quick
     cortex-fa protocol combine study_d12.nc study_d3.nc --out study.nc
+    cortex-fa protocol cost sel.nc study_d12.nc
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def register(subparsers) -> None:
     q.add_argument("parts", nargs="+", metavar="CHUNK.nc", help="study chunks (cortex-fa protocol study --out ...)")
     q.add_argument("--out", required=True, help="study file to write")
     q.set_defaults(func=combine_main)
+    q = sub.add_parser("cost", help="training time of a study's chunks, each run counted once",
+                       description="Sum the runs' own training seconds (evaluation excluded) chunk by chunk; a run "
+                                   "in several files (a selection seed's run reused by the study) counts once, in "
+                                   "the first file given that holds it.")
+    q.add_argument("parts", nargs="+", metavar="FILE.nc", help="selection and study files, in the order to count them")
+    q.set_defaults(func=cost_main)
     p.set_defaults(func=lambda args: _usage(p))
 
 
@@ -166,4 +173,21 @@ def combine_main(args) -> int:
     save_results(study, out)
     print(f"wrote {out} ({int((study.status != 'missing').sum())} runs; depths "
           f"{', '.join(map(str, study['n_hidden'].values))})")
+    return 0
+
+
+def cost_main(args) -> int:
+    from cortex_fa.results import open_results
+    from cortex_fa.training_time import hours_minutes, training_time
+
+    rows = training_time((Path(p).name, open_results(p)) for p in args.parts)
+    width = max(len("chunk"), *(len(r["label"]) for r in rows))
+    print(f"{'chunk':<{width}}  {'stage':<9}  {'depths':<6}  {'runs':>4}  {'counted':>7}  training")
+    for r in rows:
+        depths = ",".join(map(str, r["depths"]))
+        print(f"{r['label']:<{width}}  {r['stage']:<9}  {depths:<6}  {r['runs']:>4}  {r['counted']:>7}  "
+              f"{hours_minutes(r['seconds'])}")
+    total = sum(r["seconds"] for r in rows)
+    print(f"all: {hours_minutes(total)} of training in {sum(r['counted'] for r in rows)} runs "
+          "(each run's own training seconds, evaluation excluded; the wall clock of w workers is about this / w)")
     return 0
