@@ -58,6 +58,10 @@ def expected_cell(study, kind, rule, column):
         c = verdicts.verdicts(study).sel(rule=rule, n_hidden=int(column.split()[1]))
         mean, lo, hi = (float(c[f"diff_{k}_pp"]) for k in ("mean", "lo", "hi"))
         return f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}] {c.verdict.item()}"
+    if kind == "breaking_depth":  # header 'vs REF': the first depth that falls behind REF (verdicts.breaking_depth)
+        from cortex_fa import verdicts
+
+        return verdicts.breaking_depth(study, reference=column.split()[1]).sel(rule=rule).item()
     if kind == "chosen_lr":  # header 'depth N': the protocol's rate for the cell
         return f"{float(study['chosen_lr'].sel(rule=rule, n_hidden=int(column.split()[1]))):g}"
     if kind == "best_validation_by_seed":  # header 'seed N', one row per rule at the study's one depth
