@@ -141,6 +141,24 @@ def verdicts(study: xr.Dataset, margin: float = 0.5, reference: str = "bp", metr
     return out
 
 
+def declared_defaults(study: xr.Dataset) -> dict:
+    """A protocol study's declared ``reference``, ``margin`` (points) and ``metric``; ``{}`` for other studies.
+
+    A key is None where the protocol leaves it out; callers fall back to
+    :func:`verdicts`' own defaults then.
+    """
+    import json
+
+    if "protocol" not in study.attrs:
+        return {}
+    try:
+        declared = json.loads(study.attrs["protocol"])
+    except ValueError:
+        return {}
+    return {"reference": declared.get("reference"), "metric": declared.get("metric"),
+            "margin": declared["margin_images"] / 100.0 if "margin_images" in declared else None}
+
+
 def margin_text(v: xr.Dataset) -> str:
     """The margin of a :func:`verdicts` result in images and points: ``"50 images = 0.5 pp"``."""
     return f"{int(v.attrs['margin_images'])} images = {float(v.attrs['margin_pp']):g} pp"

@@ -262,3 +262,59 @@ def test_cli_plot_errors_are_one_line_and_exit_2(tmp_path, study, capsys):
     assert main(["plot", str(tmp_path / "study.nc"), "--only", "heatmap"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("cortex-fa: error:") for line in err)
+
+
+def test_gap_figure_draws_each_verdicts_interval_and_opens_the_undetermined_ones(tmp_path):
+    import json
+
+    from factories import make_count_study
+
+    from cortex_fa import verdicts
+    from cortex_fa.viz import gap
+    from cortex_fa.viz.export import save_figures
+
+    study = make_count_study({
+        "bp": [[200, 210, 190]] * 3,
+        "fa": [[205, 212, 195], [240, 300, 350], [400, 420, 410]],  # keeps up, undetermined, falls behind
+        "dfa": [[250, 260, 240]] * 3,  # exactly +50 images in every seed: undetermined at 0.5 points
+    })
+    fig = gap.gap_vs_depth(study)
+    v = verdicts.verdicts(study)
+    bars = fig.traverse(lambda x: x, [hv.ErrorBars])
+    assert len(bars) == 2  # fa and dfa, in the study's order; the reference is not drawn
+    for rule, bar in zip(("fa", "dfa"), bars):
+        c = v.sel(rule=rule)
+        y = bar.dimension_values(1)
+        np.testing.assert_allclose(y, c.diff_mean_pp.values)
+        np.testing.assert_allclose(y - bar.dimension_values(2), c.diff_lo_pp.values)
+        np.testing.assert_allclose(y + bar.dimension_values(3), c.diff_hi_pp.values)
+        assert np.all(np.abs(bar.dimension_values(0) - c.n_hidden.values) < 0.5)  # dodged, at its own depth
+    filled = {(s.label, round(float(d))) for s in fig.traverse(lambda x: x, [hv.Scatter])
+              if s.opts.get("style", backend="bokeh").kwargs.get("fill_alpha") != 0
+              for d in s.dimension_values("n_hidden")}
+    hollow = {(s.label, round(float(d))) for s in fig.traverse(lambda x: x, [hv.Scatter])
+              if s.opts.get("style", backend="bokeh").kwargs.get("fill_alpha") == 0
+              for d in s.dimension_values("n_hidden")}
+    assert filled == {("fa", 1), ("fa", 5)} and hollow == {("fa", 3), ("dfa", 1), ("dfa", 3), ("dfa", 5)}
+    (band,) = fig.traverse(lambda x: x, [hv.Area])
+    assert sorted(set(band.dimension_values(1)) | set(band.dimension_values(2))) == [-0.5, 0.5]
+    assert "3 paired seeds" in fig.opts.get(backend="bokeh").kwargs["title"]
+    hv.renderer("bokeh").get_plot(fig)
+    hv.renderer("matplotlib").get_plot(fig)
+
+    # a protocol's declared margin is the default: at 100 images dfa's +50 keeps up, and the band widens
+    declared = study.assign_attrs(protocol=json.dumps({"margin_images": 100, "reference": "bp"}))
+    fig = gap.gap_vs_depth(declared)
+    hollow = {s.label for s in fig.traverse(lambda x: x, [hv.Scatter])
+              if s.opts.get("style", backend="bokeh").kwargs.get("fill_alpha") == 0}
+    assert hollow == {"fa"}
+    (band,) = fig.traverse(lambda x: x, [hv.Area])
+    assert max(band.dimension_values(1)) == 1.0
+
+    # what it cannot draw, it says, and only when asked for
+    assert "reference rule bp" in gap.cannot_draw(study.sel(rule=["fa", "dfa"]))
+    assert "at least 2 seeds" in gap.cannot_draw(study.isel(seed=[0]))
+    written, skipped = save_figures(study.isel(seed=[0]), tmp_path, formats=("png",), only=[gap.NAME])
+    assert written == [] and "at least 2 seeds" in skipped[gap.NAME]
+    written, skipped = save_figures(study, tmp_path, formats=("png",), only=[gap.NAME])
+    assert [p.name for p in written] == ["gap_vs_depth.png"] and skipped == {}

@@ -44,20 +44,6 @@ def protocol_tables(study) -> list[Table]:
     return tables
 
 
-def protocol_defaults(study) -> dict:
-    """A protocol study's declared reference, margin (points) and metric, for the verdicts."""
-    import json
-
-    if "protocol" not in study.attrs:
-        return {}
-    try:
-        declared = json.loads(study.attrs["protocol"])
-    except ValueError:
-        return {}
-    return {"reference": declared.get("reference"), "metric": declared.get("metric"),
-            "margin": declared["margin_images"] / 100.0 if "margin_images" in declared else None}
-
-
 def replay_tables(study, patiences) -> list[Table]:
     """Per shorter patience: extra misclassified test images (paired, replayed - own) and epochs saved."""
     from cortex_fa import stopping

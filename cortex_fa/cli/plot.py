@@ -12,8 +12,9 @@ from pathlib import Path
 
 from cortex_fa.errors import BackendUnavailable, ConfigError, CortexFAError, choices_text, did_you_mean
 
-# Kept in sync with cortex_fa.viz.figures.FIGURES and viz.synapses.FIGURES (not imported: --help stays fast).
-FIGURES = ("test_error_vs_depth", "learning_curves", "alignment_curves", "alignment_heatmap",
+# Kept in sync with cortex_fa.viz.figures.FIGURES, viz.gap.NAME and viz.synapses.FIGURES (not imported:
+# --help stays fast).
+FIGURES = ("test_error_vs_depth", "gap_vs_depth", "learning_curves", "alignment_curves", "alignment_heatmap",
            "gradient_flow", "synapses", "receptive_fields", "hybrid")
 
 
@@ -21,8 +22,8 @@ def register(subparsers) -> None:
     """Add the ``plot`` sub-command."""
     p = subparsers.add_parser(
         "plot", help="write figures (HTML and PNG) from a run or study file",
-        description="Write test error vs depth, learning curves, alignment curves, an "
-                    "alignment heatmap and gradient flow as HTML and PNG files; for files "
+        description="Write test error vs depth, the gap to bp vs depth with its verdicts, learning curves, "
+                    "alignment curves, an alignment heatmap and gradient flow as HTML and PNG files; for files "
                     "written with --snapshots also the synapse scatters and receptive fields.")
     p.add_argument("file", help="results NetCDF file (a run or a study)")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cortex_fa.cli.ending_tables import protocol_defaults, protocol_tables, replay_patiences, replay_tables
+from cortex_fa.cli.ending_tables import protocol_tables, replay_patiences, replay_tables
 from cortex_fa.cli.tables import Table, interval, render_markdown, render_text, verdict_tables, wide, without
 from cortex_fa.errors import ConfigError, CortexFAError, choices_text, did_you_mean
 
@@ -170,6 +170,7 @@ def _stem(path: str) -> Path:
 
 
 def main(args) -> int:
+    from cortex_fa import verdicts
     from cortex_fa.cli.common import check_dir_writable
     from cortex_fa.results import open_results
     from cortex_fa.study import combine_runs
@@ -179,7 +180,7 @@ def main(args) -> int:
     study = open_results(args.path)
     if "rule" not in study.dims:  # a single run: a study of one
         study = combine_runs([study])
-    declared = protocol_defaults(study)  # a protocol study's own reference, margin and metric
+    declared = verdicts.declared_defaults(study)  # a protocol study's own reference, margin and metric
     for name in ("reference", "margin", "metric"):
         if getattr(args, name) is None and declared.get(name) is not None:
             setattr(args, name, declared[name])

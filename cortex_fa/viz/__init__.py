@@ -1,6 +1,7 @@
 """Figures and an interactive app for cortex_fa results (needs the ``app`` extra).
 
 - :mod:`cortex_fa.viz.figures`: the five standard HoloViews figures.
+- :mod:`cortex_fa.viz.gap`: the verdict figure, each rule's paired gap to bp against depth.
 - :mod:`cortex_fa.viz.app`: :func:`create_app`, a Panel dashboard factory.
 - :mod:`cortex_fa.viz.export`: write figures as standalone HTML and PNG.
 - :mod:`cortex_fa.viz.synapses`: the synapse view (W/B pair scatters, receptive fields);

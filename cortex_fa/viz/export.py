@@ -11,7 +11,7 @@ from pathlib import Path
 import holoviews as hv
 
 from cortex_fa import hybrid
-from cortex_fa.viz import figures, synapses
+from cortex_fa.viz import figures, gap, synapses
 from cortex_fa.viz.hybrid import hybrid_figure
 
 FORMATS = ("html", "png")
@@ -52,7 +52,8 @@ def save_figure(obj, path, fmt: str, resources: str = "inline", title: str | Non
 
 def save_figures(ds, outdir, formats=FORMATS, resources: str = "inline", depth=None, sel=None,
                  only=None):
-    """Write the figures of :func:`figures.all_figures`, for files with synapse
+    """Write the figures of :func:`figures.all_figures`, :func:`gap.gap_vs_depth` for studies of
+    several rules and seeds, for files with synapse
     snapshots :func:`synapses.synapse_figures`, and for studies over per-column
     rules :func:`cortex_fa.viz.hybrid.hybrid_figure` (or just ``only``) into ``outdir``.
 
@@ -71,6 +72,12 @@ def save_figures(ds, outdir, formats=FORMATS, resources: str = "inline", depth=N
             figs["hybrid"] = hybrid_figure(ds)
         elif only is not None:
             skipped["hybrid"] = f"needs a study with a {hybrid.DIM} axis (a sweep over per-column rules)"
+    if only is None or gap.NAME in only:
+        why = gap.cannot_draw(ds, sel=sel)
+        if why is None:
+            figs[gap.NAME] = gap.gap_vs_depth(ds, sel=sel)
+        elif only is not None:
+            skipped[gap.NAME] = why
     if only is None or set(only) & set(synapses.FIGURES):
         more, why = synapses.synapse_figures(ds, depth=depth, sel=sel)
         wanted = synapses.FIGURES if only is None else [n for n in synapses.FIGURES if n in only]
