@@ -1,7 +1,8 @@
 """One study from chunks: study files of the same sweep that each hold some depths (or seeds).
 
 A long study is run in chunks that each fit a working session (``cortex-fa
-protocol study --depths 7`` today, ``--depths 5,6`` tomorrow);
+protocol study --depths 7`` today, ``--depths 5,6`` tomorrow; or a sweep
+``--seeds 0`` today, ``--seeds 1,2`` tomorrow);
 :func:`combine_chunks` joins their files into the study file one run would
 have written. Per-cell variables (``chosen_lr``, ``selection_score``, ...)
 are joined with the runs; variables without the joined dim must agree.
@@ -139,8 +140,17 @@ def _fill(parts) -> dict:
 
 
 def combine_chunks(parts) -> xr.Dataset:
-    """Per-depth chunk files of one study -> the study (sorted by depth)."""
-    return concat_studies(parts, DEPTH)
+    """Chunk files of one study -> the study: per-depth chunks (sorted by depth), or per-seed chunks.
+
+    Chunks that all hold the same depths and different seeds are joined along
+    ``seed`` (a sweep run seed by seed); otherwise along the depth.
+    """
+    parts = list(parts)
+    depths = [p[DEPTH].values.tolist() if DEPTH in p.dims else None for p in parts]
+    seeds = [v for p in parts if "seed" in p.dims for v in p["seed"].values.tolist()]
+    by_seed = (len(parts) > 1 and all(d == depths[0] for d in depths) and len(set(seeds)) == len(seeds)
+               and all("seed" in p.dims for p in parts))
+    return concat_studies(parts, "seed" if by_seed else DEPTH)
 
 
 def split_by_depth(study: xr.Dataset) -> list[xr.Dataset]:

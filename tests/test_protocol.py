@@ -177,6 +177,23 @@ def test_the_converged_study_split_by_depth_combines_back_unchanged():
     assert study.attrs == again.attrs
 
 
+def test_a_study_split_by_seed_combines_back_unchanged():
+    from pathlib import Path
+
+    from cortex_fa.chunks import combine_chunks
+    from cortex_fa.results import open_results
+
+    study = open_results(Path(__file__).resolve().parents[1] / "docs/data/depth_study_converged.nc")
+    parts = []
+    for seeds in ([2], [0, 1]):  # out of order: the combined study is sorted by seed
+        part = study.sel(seed=seeds)
+        part.attrs = {**study.attrs, "n_runs": int((part["status"] != "missing").sum())}
+        parts.append(part)
+    again = combine_chunks(parts)
+    xr.testing.assert_identical(study, again)
+    assert study.attrs == again.attrs
+
+
 def _timed(hashes, seconds, status=None):
     """A study of runs over (rule, seed) with the given hashes and final training seconds."""
     hashes, seconds = np.array(hashes, dtype=object), np.array(seconds, dtype=float)

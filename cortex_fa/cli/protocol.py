@@ -42,8 +42,10 @@ def register(subparsers) -> None:
         if name == "study":
             q.add_argument("--selection", required=True, metavar="SEL.nc", help="the file 'protocol select' wrote")
         q.set_defaults(func=select_main if name == "select" else study_main)
-    q = sub.add_parser("combine", help="combine per-depth study chunks into one study file",
-                       description="Join study files that hold different depths of one protocol study.")
+    q = sub.add_parser("combine", help="combine per-depth (or per-seed) study chunks into one study file",
+                       description="Join study files that hold different depths of one study (a protocol "
+                                   "study run depth by depth), or, at the same depths, different seeds (any "
+                                   "sweep run with --seeds in chunks).")
     q.add_argument("parts", nargs="+", metavar="CHUNK.nc", help="study chunks (cortex-fa protocol study --out ...)")
     q.add_argument("--out", required=True, help="study file to write")
     q.set_defaults(func=combine_main)
