@@ -1,9 +1,9 @@
 """Committed study files open, and the tables quoted from them in the docs match them.
 
 A docs table that quotes a study file is preceded by ``<!-- table: NAME KIND -->``
-(NAME: ``docs/data/NAME.nc``, or a folder ``docs/data/NAME/`` of a protocol's
-per-depth chunks ``study_d*.nc``, combined as ``cortex-fa protocol combine``
-combines them; KIND: which quantity). Each such table is
+(NAME: ``docs/data/NAME.nc``, or a folder ``docs/data/NAME/`` of a study's
+chunks ``study_*.nc``, per depth or per seed, combined as ``cortex-fa protocol
+combine`` combines them; KIND: which quantity). Each such table is
 recomputed here from the file with :mod:`cortex_fa.analysis`, formatted as
 ``cortex-fa report`` formats it, and compared cell by cell.
 """
@@ -33,12 +33,12 @@ def quoted_tables():
 
 
 def open_quoted(name):
-    """``docs/data/NAME.nc``, or the protocol chunks in ``docs/data/NAME/`` combined into one study."""
+    """``docs/data/NAME.nc``, or the chunks ``study_*.nc`` in ``docs/data/NAME/`` combined into one study."""
     from cortex_fa.chunks import combine_chunks
 
     folder = DATA / name
     if folder.is_dir():
-        return combine_chunks([open_results(p) for p in sorted(folder.glob("study_d*.nc"))])
+        return combine_chunks([open_results(p) for p in sorted(folder.glob("study_*.nc"))])
     return open_results(DATA / f"{name}.nc")
 
 
