@@ -198,33 +198,41 @@ def test_the_protocol_findings_on_the_depth_page_are_what_the_chunks_say():
     study = open_quoted("depth_protocol")
     page = re.sub(r"\s+", " ", (ROOT / "docs" / "depth-study.md").read_text())
     v = verdicts.verdicts(study)
+    against_wd = verdicts.verdicts(study, reference="bp_wd")
+    depths = [int(d) for d in study.n_hidden.values]
+    word = lambda rule, d, ref=v: ref.verdict.sel(rule=rule, n_hidden=d).item()  # noqa: E731
+    below_zero = lambda rule, ref=v: [d for d in depths if float(ref.diff_hi.sel(rule=rule, n_hidden=d)) < 0]  # noqa: E731
+    above_zero = lambda rule, ref=v: [d for d in depths if float(ref.diff_lo.sel(rule=rule, n_hidden=d)) > 0]  # noqa: E731
     count = verdicts.misclassified(study).sel(n_hidden=1)
     # one hidden column: fa, dfa and ifa draw the same B from paired streams, so they are one rule
     assert "their rows agree to the image" in page
     assert (count.sel(rule="fa") == count.sel(rule="dfa")).all() and (count.sel(rule="fa") == count.sel(rule="ifa")).all()
     assert set(v.verdict.sel(n_hidden=1).drop_sel(rule="bp").values) == {verdicts.KEEPS_UP}
-    assert "At depth 1 `bp_wd` makes fewer errors than bp (its paired interval lies wholly below zero)" in page
-    assert float(v.diff_hi.sel(rule="bp_wd", n_hidden=1)) < 0
-    if 2 in study.n_hidden.values:
-        assert "At depth 2 the random-feedback rules (fa, dfa, ifa) already reach into the margin" in page
-        assert {v.verdict.sel(rule=r, n_hidden=2).item() for r in ("fa", "dfa", "ifa")} == {verdicts.UNDETERMINED}
-        assert {v.verdict.sel(rule=r, n_hidden=2).item() for r in ("usf", "brsf")} == {verdicts.KEEPS_UP}
-    if 3 in study.n_hidden.values:
-        assert "usf and brsf keep up at every depth so far" in page
-        assert v.verdict.sel(rule="fa", n_hidden=3).item() == verdicts.FALLS_BEHIND
-        assert verdicts.breaking_depth(v).sel(rule="fa").item() == verdicts.UNDETERMINED
-        assert {v.verdict.sel(rule=r, n_hidden=3).item() for r in ("dfa", "ifa")} == {verdicts.UNDETERMINED}
-        assert set(v.verdict.sel(rule=["usf", "brsf"]).values.ravel()) == {verdicts.KEEPS_UP}
-        assert "kp makes fewer errors than bp at depths 2 and 3" in page
-        assert (v.diff_hi.sel(rule="kp", n_hidden=[2, 3]) < 0).all()
-        against_wd = verdicts.verdicts(study, reference="bp_wd")
-        assert float(against_wd.diff_hi.sel(rule="kp", n_hidden=2)) < 0
-    if 4 in study.n_hidden.values:
-        assert "At depths 3 and 4 fa falls behind" in page
-        assert set(v.verdict.sel(rule="fa", n_hidden=[3, 4]).values) == {verdicts.FALLS_BEHIND}
-        assert set(v.verdict.sel(rule=["dfa", "ifa"], n_hidden=[3, 4]).values.ravel()) == {verdicts.UNDETERMINED}
-        assert "At depth 4 `bp_wd` is again ahead of bp by a whole interval" in page
-        assert float(v.diff_hi.sel(rule="bp_wd", n_hidden=4)) < 0
+    assert "At depth 2 the random-feedback rules (fa, dfa, ifa) already reach into the margin" in page
+    assert {word(r, 2) for r in ("fa", "dfa", "ifa")} == {verdicts.UNDETERMINED}
+    assert {word(r, 2) for r in ("usf", "brsf")} == {verdicts.KEEPS_UP}
+    # fa falls behind from depth 3, by more at each depth; its breaking depth stays undetermined
+    assert "From depth 3 on fa falls behind" in page and "at depths 3, 4 and 5, and its gap grows with depth" in page
+    assert {word("fa", d) for d in depths if d >= 3} == {verdicts.FALLS_BEHIND}
+    gaps = v.diff_mean.sel(rule="fa", n_hidden=[d for d in depths if d >= 2]).values
+    assert (np.diff(gaps) > 0).all()
+    assert verdicts.breaking_depth(v).sel(rule=["fa", "dfa", "ifa"]).values.tolist() == [verdicts.UNDETERMINED] * 3
+    assert "dfa and ifa are undetermined at depths 2 to 4 and fall behind at depth 5" in page
+    assert {word(r, d) for r in ("dfa", "ifa") for d in (2, 3, 4)} == {verdicts.UNDETERMINED}
+    assert {word(r, 5) for r in ("dfa", "ifa")} == {verdicts.FALLS_BEHIND}
+    assert "(dfa at the rate 1.0 its validation score chose there)" in page
+    assert float(study["chosen_lr"].sel(rule="dfa", n_hidden=5)) == 1.0
+    assert "usf and brsf keep up at every depth so far" in page
+    assert set(v.verdict.sel(rule=["usf", "brsf"]).values.ravel()) == {verdicts.KEEPS_UP}
+    # the control: bp_wd ahead of bp (whole interval below zero) where the page says, most at depth 5
+    assert "`bp_wd` makes fewer errors than bp at depths 1, 4 and 5" in page
+    assert below_zero("bp_wd") == [1, 4, 5]
+    assert int(np.argmin(v.diff_mean.sel(rule="bp_wd").values)) == depths.index(5)
+    assert "kp makes fewer errors than bp at depths 2, 3 and 5" in page
+    assert below_zero("kp") == [2, 3, 5]
+    assert "Against `bp_wd` it is ahead only at depth 2" in page and below_zero("kp", against_wd) == [2]
+    assert "at depths 1 and 5 it makes more errors than `bp_wd`" in page and above_zero("kp", against_wd) == [1, 5]
+    assert {word("kp", d, against_wd) for d in (1, 5)} == {verdicts.KEEPS_UP}
     if "Every run so far ended by early stopping" in page:
         assert set(np.unique(study["stop_reason"].values)) == {"early_stop"}
 
