@@ -54,7 +54,7 @@ def test_study_app_builds_with_every_view(study):
     app = create_app(study)
     root = app.get_root()
     (dash,) = app.dashboards
-    assert set(dash.figures) == {"curves", "alignment", "profile", "heatmap", "error", "flow"}
+    assert set(dash.figures) == {"curves", "alignment", "profile", "heatmap", "error", "gap", "flow"}
     assert "test_accuracy (depth 2)" in titles(root)
     assert columns(root, "test_accuracy")
 
@@ -100,7 +100,8 @@ def test_epoch_player_moves_the_marker_and_the_depth_profile(study):
     root = every_view(dash)
     first = dash.steps[0]
     dash.player.value = first
-    spans = list(root.select({"type": Span}))  # one marker on each time curve (metric, alignment)
+    # one marker on each time curve (metric, alignment); the gap view's zero line is a horizontal Span
+    spans = [s for s in root.select({"type": Span}) if s.dimension == "height"]
     assert len(spans) == 2 and all(s.location == first + 1 for s in spans)  # log axis: updates + 1
     profile = columns(root, "delta_alignment")
     want = study["delta_alignment"].sel(step=first, rule="fa", layer=1, n_hidden=1).mean("seed")
@@ -251,6 +252,16 @@ def test_the_error_view_marks_the_verdicts_breaking_depth_and_the_undetermined_o
     drawn = columns(dash.panes["error"].get_root(), "n_hidden")
     assert any(list(a) == [3] for a in drawn) and any(list(a) == [1] for a in drawn)
     assert "undetermined" in CAPTIONS["error"] and "falls behind" in CAPTIONS["error"]
+    # the gap view: fa's whiskers at its three depths, dfa's open markers; without bp it says why
+    gap_fig = dash.figures["gap"]
+    assert len(gap_fig.traverse(lambda x: x, [hv.ErrorBars])) == 2
+    hollow = {s.label for s in gap_fig.traverse(lambda x: x, [hv.Scatter])
+              if s.opts.get("style", backend="bokeh").kwargs.get("fill_alpha") == 0}
+    assert hollow == {"dfa"}
+    drawn = columns(dash.panes["gap"].get_root(), "n_hidden")  # the hover's depth of every marker
+    assert any(sorted(a) == [1, 2, 3] for a in drawn)
+    no_bp = create_app(study.assign(test_accuracy=acc).sel(rule=["fa", "dfa"])).dashboards[0]
+    assert "reference rule bp" in no_bp.figures["gap"].data
 
 
 def stopped_early(study, last):

@@ -136,7 +136,7 @@ def test_the_depth_study_fits_a_laptop_screen(browser, tmp_path):
         wait_for_title(page, "test_accuracy (depth 7)", timeout=240_000)
         time.sleep(1.0)
         page.screenshot(path=str(tmp_path / "laptop.png"))
-        tabs = ["Performance vs depth", "Alignment over training", "Alignment map", "Gradient flow"]
+        tabs = ["Performance vs depth", "Gap to bp", "Alignment over training", "Alignment map", "Gradient flow"]
         for tab in tabs:
             page.get_by_text(tab, exact=True).first.click()
             # a tab is laid out when first shown (dynamic tabs): wait for its plots, then let them settle

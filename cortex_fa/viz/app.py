@@ -13,7 +13,7 @@ import holoviews as hv
 import numpy as np
 import panel as pn
 
-from cortex_fa.viz import figures, layout, style
+from cortex_fa.viz import figures, gap, layout, style
 from cortex_fa.viz.layout import info_html  # noqa: F401 - its old home; scripts import it from here
 from cortex_fa.viz.synapse_tab import SynapseTab
 from cortex_fa.viz.data import (LAYER_VARS, STEP_VARS, as_study, extra_dims, layer_view,
@@ -27,6 +27,7 @@ DEPENDS = {
     "profile": ("metric", "rules", "layer", "seeds", "time", "extra"),
     "heatmap": ("metric", "rules", "layer", "extra"),
     "error": ("rules", "extra"),
+    "gap": ("rules", "extra"),
     "flow": ("rules", "depth", "seeds", "logx", "extra"),
 }
 
@@ -71,7 +72,7 @@ class Dashboard(pn.viewable.Viewer):
         self.synapses = SynapseTab(ds, self.player)  # reads the file as opened: snapshots included
         self.figures = {}  # view name -> the HoloViews object on show
         self.panes = {name: pn.pane.HoloViews(backend="bokeh", linked_axes=False)
-                      for name in ("curves", "alignment", "profile", "error")}
+                      for name in ("curves", "alignment", "profile", "error", "gap")}
         # Multi-panel figures are shown as one pane per panel: Bokeh GridPlots
         # nested in Panel rows lay out unreliably in the browser.
         self.panes["heatmap"] = pn.FlexBox()
@@ -248,6 +249,12 @@ class Dashboard(pn.viewable.Viewer):
                           ).opts(width=420, height=60)
         return figures.test_error_vs_depth(self.ds, rules=self.w["rules"].value).opts(
             width=580, height=320, backend="bokeh")
+
+    def _gap(self):
+        why = gap.cannot_draw(self.ds)
+        if why is not None:
+            return hv.Div(f"<p><i>The gap to the reference {why}.</i></p>").opts(width=420, height=60)
+        return gap.gap_vs_depth(self.ds, rules=self.w["rules"].value).opts(width=640, height=340, backend="bokeh")
 
     def _flow(self):
         w = self.w
