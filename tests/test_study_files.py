@@ -190,8 +190,9 @@ def test_the_readme_headline_is_what_the_verdicts_say():
     assert f"falls behind from three on, by more at each depth ({quoted('fa', last)} at depth {last})" in readme
     assert {word("fa", d) for d in depths if d >= 3} == {verdicts.FALLS_BEHIND}
     assert (np.diff(v.diff_mean.sel(rule="fa", n_hidden=[d for d in depths if d >= 2]).values) > 0).all()
-    assert "Sign-concordant feedback (usf, brsf) keeps up at every depth so far" in readme
-    assert set(v.verdict.sel(rule=["usf", "brsf"]).values.ravel()) == {verdicts.KEEPS_UP}
+    assert "Sign-concordant feedback (usf, brsf) keeps up at depths 1 to 5 and reaches into the margin at depth 6" in readme
+    assert set(v.verdict.sel(rule=["usf", "brsf"], n_hidden=[1, 2, 3, 4, 5]).values.ravel()) == {verdicts.KEEPS_UP}
+    assert {word(r, 6) for r in ("usf", "brsf")} == {verdicts.UNDETERMINED}
     assert "(dfa, ifa) are undetermined at depths 2 to 4 and fall behind at depth 5" in readme
     assert {word(r, d) for r in ("dfa", "ifa") for d in (2, 3, 4)} == {verdicts.UNDETERMINED}
     assert {word(r, 5) for r in ("dfa", "ifa")} == {verdicts.FALLS_BEHIND}
@@ -224,7 +225,7 @@ def test_the_protocol_findings_on_the_depth_page_are_what_the_chunks_say():
     assert {word(r, 2) for r in ("fa", "dfa", "ifa")} == {verdicts.UNDETERMINED}
     assert {word(r, 2) for r in ("usf", "brsf")} == {verdicts.KEEPS_UP}
     # fa falls behind from depth 3, by more at each depth; its breaking depth stays undetermined
-    assert "From depth 3 on fa falls behind" in page and "at depths 3, 4 and 5, and its gap grows with depth" in page
+    assert "From depth 3 on fa falls behind" in page and "at every depth from 3 to 6, and its gap grows with depth" in page
     assert {word("fa", d) for d in depths if d >= 3} == {verdicts.FALLS_BEHIND}
     gaps = v.diff_mean.sel(rule="fa", n_hidden=[d for d in depths if d >= 2]).values
     assert (np.diff(gaps) > 0).all()
@@ -234,11 +235,16 @@ def test_the_protocol_findings_on_the_depth_page_are_what_the_chunks_say():
     assert {word(r, 5) for r in ("dfa", "ifa")} == {verdicts.FALLS_BEHIND}
     assert "(dfa at the rate 1.0 its validation score chose there)" in page
     assert float(study["chosen_lr"].sel(rule="dfa", n_hidden=5)) == 1.0
-    assert "usf and brsf keep up at every depth so far" in page
-    assert set(v.verdict.sel(rule=["usf", "brsf"]).values.ravel()) == {verdicts.KEEPS_UP}
+    assert "At depth 6 ifa falls behind again, while dfa, back at rate 0.3, is undetermined" in page
+    assert (word("ifa", 6), word("dfa", 6)) == (verdicts.FALLS_BEHIND, verdicts.UNDETERMINED)
+    assert float(study["chosen_lr"].sel(rule="dfa", n_hidden=6)) == 0.3
+    assert "usf and brsf keep up at depths 1 to 5; at depth 6 both reach into the margin (undetermined)" in page
+    assert set(v.verdict.sel(rule=["usf", "brsf"], n_hidden=[1, 2, 3, 4, 5]).values.ravel()) == {verdicts.KEEPS_UP}
+    assert {word(r, 6) for r in ("usf", "brsf")} == {verdicts.UNDETERMINED}
+    assert set(verdicts.breaking_depth(v).sel(rule=["usf", "brsf"]).values) == {verdicts.UNDETERMINED}
     # the control: bp_wd ahead of bp (whole interval below zero) where the page says, most at depth 5
-    assert "`bp_wd` makes fewer errors than bp at depths 1, 4 and 5" in page
-    assert below_zero("bp_wd") == [1, 4, 5]
+    assert "`bp_wd` makes fewer errors than bp at depths 1, 4, 5 and 6" in page
+    assert below_zero("bp_wd") == [1, 4, 5, 6]
     assert int(np.argmin(v.diff_mean.sel(rule="bp_wd").values)) == depths.index(5)
     assert "kp makes fewer errors than bp at depths 2, 3 and 5" in page
     assert below_zero("kp") == [2, 3, 5]
