@@ -26,7 +26,7 @@ def _runs(study: xr.Dataset):
     for name in ("config_hash", "wall_time", "status"):
         if name not in study:
             raise ResultsError(f"the file has no {name!r}: not a cortex_fa study file")
-    run_dims = [d for d in study["config_hash"].dims]
+    run_dims = list(study["config_hash"].dims)
     wall = study["wall_time"].transpose(*run_dims, "step").values.reshape(-1, study.sizes["step"])
     hashes = study["config_hash"].values.ravel()
     status = study["status"].transpose(*run_dims).values.ravel()

@@ -24,10 +24,15 @@ NAME = "gap_vs_depth"
 DODGE = 0.06  # depths apart per rule, so that whiskers at one depth do not hide each other
 
 
+def _reference(ds, reference=None) -> str:
+    """``reference`` if given, else the one a protocol study declared, else ``"bp"``."""
+    return reference or verdicts.declared_defaults(ds).get("reference") or "bp"
+
+
 def cannot_draw(ds, reference=None, sel=None) -> str | None:
     """Why :func:`gap_vs_depth` cannot draw ``ds`` (no reference rule, fewer than 2 seeds), or None."""
     ds = prepare(ds, sel)
-    reference = reference or verdicts.declared_defaults(ds).get("reference") or "bp"
+    reference = _reference(ds, reference)
     if reference not in rules_in(ds, None) or len(rules_in(ds, None)) < 2:
         return f"needs a study of the reference rule {reference} and at least one other rule"
     if ds.sizes.get("seed", 1) < 2:
@@ -38,7 +43,7 @@ def cannot_draw(ds, reference=None, sel=None) -> str | None:
 def gap_table(ds, margin=None, reference=None):
     """The verdicts of ``ds`` as rows (rule, depth, gap, lo, hi, n, verdict), with the defaults a protocol declared."""
     declared = verdicts.declared_defaults(ds)
-    reference = reference or declared.get("reference") or "bp"
+    reference = _reference(ds, reference)
     margin = margin if margin is not None else (declared.get("margin") or 0.5)
     v = verdicts.verdicts(ds, margin=margin, reference=reference, metric=declared.get("metric"))
     table = v[["diff_mean_pp", "diff_lo_pp", "diff_hi_pp", "n", "verdict"]].to_dataframe().reset_index()
