@@ -92,3 +92,12 @@ def test_reproduce_prints_the_margin_and_the_verdict_of_each_committed_preset():
     paper = comparison_table(presets.load("lillicrap2016"), open_results(data / "lillicrap2016.nc"))
     assert "peer" not in paper and all(line.endswith("0.30  not reproduced")
                                        for line in paper.splitlines() if line.split()[0] in ("bp", "fa", "shallow"))
+
+
+def test_reproduce_on_a_preset_without_published_numbers_says_so_instead_of_an_empty_table():
+    from cortex_fa.cli.reproduce import comparison_table
+    from factories import make_study_dataset
+
+    text = comparison_table(presets.load("depth7_schedule"), make_study_dataset(rules=("bp", "fa"), depths=(7,), seeds=(0,)))
+    assert text.splitlines()[1] == "no published numbers: preset depth7_schedule is a study, not a reproduction"
+    assert "?" not in text

@@ -132,3 +132,23 @@ def test_report_refuses_a_patience_it_cannot_replay(small_study, capsys, value, 
     assert main(["report", str(small_study), "--replay-patience", value, "--no-write"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_stop_reasons_keep_a_swept_option_apart():
+    """An ablation of lr_schedule: its constant and plateau runs are counted in rows of their own, never merged."""
+    from factories import make_study_dataset
+
+    from cortex_fa.cli.ending_tables import protocol_tables, stop_reasons
+
+    base = make_study_dataset(rules=("bp", "fa"), depths=(7,), seeds=(0, 1, 2))
+    reason = xr.full_like(base["status"], "early_stop", dtype=object)
+    constant = base.assign(stop_reason=reason.where(base.seed != 2, "epoch_cap"))
+    study = xr.concat([constant, base.assign(stop_reason=reason)], "lr_schedule").assign_coords(
+        lr_schedule=["constant", "plateau"])
+    counts = stop_reasons(study)
+    assert counts.sel(lr_schedule="constant", stop_reason="epoch_cap").values.ravel().tolist() == [1, 1]
+    assert counts.sel(lr_schedule="plateau", stop_reason="early_stop").values.ravel().tolist() == [3, 3]
+    assert (counts.sum("stop_reason") == 3).all()
+    (table,) = [t for t in protocol_tables(study) if t.name == "stop_reasons"]
+    assert table.data.index.names == ["rule", "depth", "lr_schedule"]
+    assert table.data.loc[("fa", 7, "constant")].to_dict() == {"early_stop": 2, "epoch_cap": 1}

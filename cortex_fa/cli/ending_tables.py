@@ -15,14 +15,17 @@ from cortex_fa.errors import ConfigError, CortexFAError
 
 
 def stop_reasons(study):
-    """Per rule, depth and stop reason: how many runs ended that way (missing runs as ``missing``)."""
+    """Per run cell (rule, depth, any swept option) and stop reason: how many seeds ended that way.
+
+    Missing runs count as ``missing``. Only seeds are summed: a swept option
+    such as ``lr_schedule`` keeps its own rows.
+    """
     import xarray as xr
 
     reason = study["stop_reason"].where(study["stop_reason"] != "", study["status"])
     reason = reason.where(study["status"] != "missing", "missing")
     names = sorted({str(v) for v in np.unique(reason.values)})
-    runs = [d for d in reason.dims if d not in ("rule", "n_hidden")]
-    counts = [(reason == name).sum(runs).expand_dims(stop_reason=[name]) for name in names]
+    counts = [(reason == name).sum("seed").expand_dims(stop_reason=[name]) for name in names]
     return xr.concat(counts, "stop_reason")
 
 
@@ -34,9 +37,10 @@ def protocol_tables(study) -> list[Table]:
                            "Learning rate chosen per rule and depth by the declared protocol (best eligible "
                            "validation score of the grid on the selection seeds; exact ties to the smaller rate)"))
     if "stop_reason" in study and (study["stop_reason"] != "").any():
-        counts = stop_reasons(study).transpose("rule", "n_hidden", "stop_reason")
-        frame = counts.to_dataframe(name="n")["n"].unstack("stop_reason")
-        frame.index = frame.index.set_names(["rule", "depth"])
+        counts = stop_reasons(study)
+        cells = ["rule", "n_hidden", *(d for d in counts.dims if d not in ("rule", "n_hidden", "stop_reason"))]
+        frame = counts.transpose(*cells, "stop_reason").to_dataframe(name="n")["n"].unstack("stop_reason")
+        frame.index = frame.index.set_names(["rule", "depth", *cells[2:]])
         frame.columns = [str(c) for c in frame.columns]
         tables.append(Table("stop_reasons", "Stop reasons: runs per rule and depth that ended by each reason "
                             "(diverged and stalled runs are counted here and enter the tables above)",

@@ -39,9 +39,11 @@ def comparison_table(preset, study) -> str:
 
     rows = preset.compare(study)
     pub = preset.published
+    if not rows:  # an ablation or a study: nothing published to compare with
+        return f"{preset.title}\nno published numbers: preset {preset.name} is a study, not a reproduction"
     head = [f"{preset.title}",
             f"published: {pub.get('source', '?')}",
-            f"{pub.get('metric', 'selected')} test error (%) at depth {rows[0]['depth'] if rows else '?'}; "
+            f"{pub.get('metric', 'selected')} test error (%) at depth {rows[0]['depth']}; "
             "measured = mean [95% t-interval] over seeds; shortfall = measured - published (pp); verdict: "
             "reproduced when the whole interval of measured - published lies within +-margin (the paper's spread, "
             "else 0.3 pp), not reproduced when it lies wholly outside, else undetermined",
