@@ -76,9 +76,32 @@ def expected_cell(study, kind, rule, column):
         if column == "chosen":
             return f"{float(choice.chosen.sel(rule=rule)):g}"
         return f"{float(choice.score.sel(rule=rule, lr=float(column.split()[1]))):.2f}"
+    if kind == "schedule_ablation":  # rows 'RULE SCHEDULE' at the study's one depth; headers below
+        return schedule_ablation_cell(study, *rule.split(), column)
     if kind == "preset_comparison":  # NAME is the preset; headers published/measured/shortfall/verdict
         return comparison_cells(study.attrs["preset_name"], rule)[column.split()[0]]
     raise AssertionError(f"no recipe for table kind {kind!r}")
+
+
+def schedule_ablation_cell(study, rule, schedule, column):
+    """One cell of the depth-7 schedule ablation: a run cell of ``cortex-fa report --replay-patience P``."""
+    from cortex_fa import stopping
+    from cortex_fa.cli.ending_tables import stop_reasons
+
+    at = dict(rule=rule, lr_schedule=schedule, n_hidden=int(study.n_hidden.item()))
+    if column == "selected error (%)":
+        return _interval_cell(analysis.error_summary(study), "selected", **at)
+    if column == "epochs trained":
+        return f"{float(selection.selection(study).epochs_done.sel(**at).mean('seed')):.1f}"
+    if column == "ended by":
+        counts = stop_reasons(study).sel(**at)
+        return ", ".join(f"{int(n)} {str(r)}" for r, n in zip(counts.stop_reason.values, counts.values) if n)
+    patience = int(column.split()[1])
+    if column.endswith("cost (images)"):  # 'patience P cost (images)'
+        return _interval_cell(stopping.replay_cost(study, patience), "cost", **at)
+    if column.endswith("epochs saved"):  # 'patience P epochs saved'
+        return f"{float(stopping.replay_cost(study, patience).epochs_saved.sel(**at)):.1f}"
+    raise AssertionError(f"no schedule_ablation column {column!r}")
 
 
 @pytest.mark.parametrize("path", sorted(DATA.glob("*.nc")) + sorted(DATA.glob("*/*.nc")),
@@ -168,6 +191,21 @@ def test_hybrid_tables_in_the_docs_match_their_files(page):
         assert m["table"].strip() == hybrid.table(open_results(DATA / f"{m['name']}.nc")).strip(), m["name"]
 
 
+def quoted(v, rule, depth):
+    """A paired difference as the docs quote it: '+0.55 [+0.43, +0.67]' (points)."""
+    c = (v if rule is None else v.sel(rule=rule)).sel(n_hidden=depth)
+    return f"{float(c.diff_mean_pp):+.2f} [{float(c.diff_lo_pp):+.2f}, {float(c.diff_hi_pp):+.2f}]"
+
+
+def protocol_cost():
+    """('9 h 44 min', runs): what ``cortex-fa protocol cost docs/data/depth_protocol/*.nc`` sums."""
+    from cortex_fa.training_time import hours_minutes, training_time
+
+    files = sorted((DATA / "depth_protocol").glob("*.nc"))  # as the shell expands the glob
+    rows = training_time((p.name, open_results(p)) for p in files)
+    return hours_minutes(sum(r["seconds"] for r in rows)), sum(r["counted"] for r in rows)
+
+
 def test_the_readme_headline_is_what_the_verdicts_say():
     """Every number and verdict of the README's findings, recomputed from the protocol's committed chunks."""
     from cortex_fa import verdicts
@@ -178,24 +216,32 @@ def test_the_readme_headline_is_what_the_verdicts_say():
     depths = [int(d) for d in study.n_hidden.values]
     word = lambda rule, d, ref=v: ref.verdict.sel(rule=rule, n_hidden=d).item()  # noqa: E731
 
-    def quoted(rule, depth):
-        c = v.sel(rule=rule, n_hidden=depth)
-        return f"{float(c.diff_mean_pp):+.2f} [{float(c.diff_lo_pp):+.2f}, {float(c.diff_hi_pp):+.2f}]"
-
     last = max(depths)
     assert f"Depths 1 to {last} are in" in readme and depths == list(range(1, last + 1))
-    assert f"feedback alignment keeps up with backprop with one hidden column ({quoted('fa', 1)} points" in readme
+    assert f"feedback alignment keeps up with backprop with one hidden column ({quoted(v, 'fa', 1)} points" in readme
     assert word("fa", 1) == verdicts.KEEPS_UP
-    assert f"is undetermined with two ({quoted('fa', 2)})" in readme and word("fa", 2) == verdicts.UNDETERMINED
-    assert f"falls behind from three on, by more at each depth ({quoted('fa', last)} at depth {last})" in readme
+    assert f"is undetermined with two ({quoted(v, 'fa', 2)})" in readme and word("fa", 2) == verdicts.UNDETERMINED
+    assert f"falls behind from three on, by more at each depth ({quoted(v, 'fa', last)} at depth {last})" in readme
     assert {word("fa", d) for d in depths if d >= 3} == {verdicts.FALLS_BEHIND}
     assert (np.diff(v.diff_mean.sel(rule="fa", n_hidden=[d for d in depths if d >= 2]).values) > 0).all()
-    assert "Sign-concordant feedback (usf, brsf) keeps up at depths 1 to 5 and reaches into the margin at depth 6" in readme
+    assert ("Sign-concordant feedback (usf, brsf) narrows that gap at every depth from two on without closing it: "
+            "it keeps up at depths 1 to 5 and reaches into the margin at depths 6 and 7") in readme
+    against_fa = verdicts.verdicts(study, reference="fa")
+    assert (against_fa.diff_hi.sel(rule=["usf", "brsf"], n_hidden=[d for d in depths if d >= 2]) < 0).all()
     assert set(v.verdict.sel(rule=["usf", "brsf"], n_hidden=[1, 2, 3, 4, 5]).values.ravel()) == {verdicts.KEEPS_UP}
-    assert {word(r, 6) for r in ("usf", "brsf")} == {verdicts.UNDETERMINED}
+    assert {word(r, d) for r in ("usf", "brsf") for d in (6, 7)} == {verdicts.UNDETERMINED}
     assert "(dfa, ifa) are undetermined at depths 2 to 4 and fall behind at depth 5" in readme
     assert {word(r, d) for r in ("dfa", "ifa") for d in (2, 3, 4)} == {verdicts.UNDETERMINED}
     assert {word(r, 5) for r in ("dfa", "ifa")} == {verdicts.FALLS_BEHIND}
+    assert "at depths 6 and 7 the direct path makes fewer errors than the indirect one" in readme
+    assert (verdicts.verdicts(study, reference="ifa").diff_hi.sel(rule="dfa", n_hidden=[6, 7]) < 0).all()
+    # no breaking depth is determined: each rule is undetermined at or before its first 'falls behind'
+    assert "the declared rule determines no breaking depth" in readme
+    assert verdicts.breaking_depth(v).sel(rule=["fa", "usf", "brsf", "dfa", "ifa"]).values.tolist() == \
+        [verdicts.UNDETERMINED] * 5
+    n_study = study["stop_reason"].size
+    spent, n_runs = protocol_cost()
+    assert f"Depths 1 to {last} are in: {n_study} study runs, {n_runs} with the rate selection, {spent} of training" in readme
     # kp ahead of bp somewhere; bp_wd too; against bp_wd kp's interval lies below zero only at depth 2
     assert "Kolen-Pollack makes fewer errors than backprop, but backprop with the same weight decay does too" in readme
     assert (v.diff_hi.sel(rule="kp") < 0).any() and (v.diff_hi.sel(rule="bp_wd") < 0).any()
@@ -225,8 +271,9 @@ def test_the_protocol_findings_on_the_depth_page_are_what_the_chunks_say():
     assert {word(r, 2) for r in ("fa", "dfa", "ifa")} == {verdicts.UNDETERMINED}
     assert {word(r, 2) for r in ("usf", "brsf")} == {verdicts.KEEPS_UP}
     # fa falls behind from depth 3, by more at each depth; its breaking depth stays undetermined
-    assert "From depth 3 on fa falls behind" in page and "at every depth from 3 to 6, and its gap grows with depth" in page
-    assert {word("fa", d) for d in depths if d >= 3} == {verdicts.FALLS_BEHIND}
+    assert "From depth 3 on fa falls behind" in page and "at every depth from 3 to 7, and its gap grows with depth" in page
+    assert {word("fa", d) for d in depths if d >= 3} == {verdicts.FALLS_BEHIND} and max(depths) == 7
+    assert f"to {quoted(v, 'fa', 7)} points at depth 7" in page
     gaps = v.diff_mean.sel(rule="fa", n_hidden=[d for d in depths if d >= 2]).values
     assert (np.diff(gaps) > 0).all()
     assert verdicts.breaking_depth(v).sel(rule=["fa", "dfa", "ifa"]).values.tolist() == [verdicts.UNDETERMINED] * 3
@@ -235,37 +282,50 @@ def test_the_protocol_findings_on_the_depth_page_are_what_the_chunks_say():
     assert {word(r, 5) for r in ("dfa", "ifa")} == {verdicts.FALLS_BEHIND}
     assert "(dfa at the rate 1.0 its validation score chose there)" in page
     assert float(study["chosen_lr"].sel(rule="dfa", n_hidden=5)) == 1.0
-    assert "At depth 6 ifa falls behind again, while dfa, back at rate 0.3, is undetermined" in page
-    assert (word("ifa", 6), word("dfa", 6)) == (verdicts.FALLS_BEHIND, verdicts.UNDETERMINED)
-    assert float(study["chosen_lr"].sel(rule="dfa", n_hidden=6)) == 0.3
-    assert "usf and brsf keep up at depths 1 to 5; at depth 6 both reach into the margin (undetermined)" in page
+    assert "At depths 6 and 7 ifa falls behind again, by more at each depth, while dfa, back at rate 0.3, is undetermined" in page
+    assert {(word("ifa", d), word("dfa", d)) for d in (6, 7)} == {(verdicts.FALLS_BEHIND, verdicts.UNDETERMINED)}
+    assert float(v.diff_mean.sel(rule="ifa", n_hidden=7)) > float(v.diff_mean.sel(rule="ifa", n_hidden=6))
+    assert study["chosen_lr"].sel(rule="dfa", n_hidden=[6, 7]).values.tolist() == [0.3, 0.3]
+    # direct against indirect: dfa minus ifa, paired
+    dfa_ifa = verdicts.verdicts(study, reference="ifa").sel(rule="dfa")
+    assert all(dfa_ifa.diff_lo.sel(n_hidden=d) < 0 < dfa_ifa.diff_hi.sel(n_hidden=d) for d in (2, 3, 4))
+    assert f"({quoted(dfa_ifa, None, 6)} and {quoted(dfa_ifa, None, 7)} points)" in page
+    assert (dfa_ifa.diff_hi.sel(n_hidden=[6, 7]) < 0).all() and float(dfa_ifa.diff_lo.sel(n_hidden=5)) > 0
+    assert f"more ({quoted(dfa_ifa, None, 5)})" in page
+    assert "usf and brsf keep up at depths 1 to 5; at depths 6 and 7 both reach into the margin (undetermined)" in page
     assert set(v.verdict.sel(rule=["usf", "brsf"], n_hidden=[1, 2, 3, 4, 5]).values.ravel()) == {verdicts.KEEPS_UP}
-    assert {word(r, 6) for r in ("usf", "brsf")} == {verdicts.UNDETERMINED}
+    assert {word(r, d) for r in ("usf", "brsf") for d in (6, 7)} == {verdicts.UNDETERMINED}
     assert set(verdicts.breaking_depth(v).sel(rule=["usf", "brsf"]).values) == {verdicts.UNDETERMINED}
+    # sign-concordant against fa: below zero from depth 2, more at each depth; usf and brsf indistinguishable
+    against_fa = verdicts.verdicts(study, reference="fa")
+    for rule in ("usf", "brsf"):
+        assert below_zero(rule, against_fa) == [d for d in depths if d >= 2] or below_zero(rule, against_fa) == depths
+        assert (np.diff(against_fa.diff_mean.sel(rule=rule).values) < 0).all()
+    assert f"{quoted(against_fa, 'usf', 7)} (usf) and {quoted(against_fa, 'brsf', 7)} (brsf) points at depth 7" in page
+    brsf_usf = verdicts.verdicts(study, reference="usf").sel(rule="brsf")
+    assert "the interval of brsf minus usf covers zero at every depth" in page
+    assert ((brsf_usf.diff_lo < 0) & (brsf_usf.diff_hi > 0)).all()
     # the control: bp_wd ahead of bp (whole interval below zero) where the page says, most at depth 5
-    assert "`bp_wd` makes fewer errors than bp at depths 1, 4, 5 and 6" in page
-    assert below_zero("bp_wd") == [1, 4, 5, 6]
+    assert "`bp_wd` makes fewer errors than bp at depths 1, 4, 5, 6 and 7" in page
+    assert below_zero("bp_wd") == [1, 4, 5, 6, 7]
     assert int(np.argmin(v.diff_mean.sel(rule="bp_wd").values)) == depths.index(5)
-    assert "kp makes fewer errors than bp at depths 2, 3 and 5" in page
-    assert below_zero("kp") == [2, 3, 5]
+    assert "kp makes fewer errors than bp at depths 2, 3, 5 and 7" in page
+    assert below_zero("kp") == [2, 3, 5, 7]
     assert "Against `bp_wd` it makes fewer errors only at depth 2" in page and below_zero("kp", against_wd) == [2]
     assert "at depths 1 and 5 it makes more errors than `bp_wd`" in page and above_zero("kp", against_wd) == [1, 5]
     assert {word("kp", d, against_wd) for d in (1, 5)} == {verdicts.KEEPS_UP}
-    if "Every run so far ended by early stopping" in page:
-        assert set(np.unique(study["stop_reason"].values)) == {"early_stop"}
+    n_runs = study["stop_reason"].size
+    assert f"Every one of the {n_runs} study runs ended by early stopping" in page and n_runs == 8 * 8 * 7
+    assert set(np.unique(study["stop_reason"].values)) == {"early_stop"}
 
 
 def test_the_protocol_cost_on_the_depth_page_is_what_its_files_say():
     """The training time the page quotes is what ``cortex-fa protocol cost docs/data/depth_protocol/*.nc`` sums."""
-    from cortex_fa.training_time import hours_minutes, training_time
-
     page = re.sub(r"\s+", " ", (ROOT / "docs" / "depth-study.md").read_text())
     assert "cortex-fa protocol cost docs/data/depth_protocol/*.nc" in page
     m = re.search(r"\*\*((?:\d+ h \d\d min)|(?:\d+ min)) of training in (\d+) runs\*\*", page)
     assert m, "the page quotes no total training time"
-    files = sorted((DATA / "depth_protocol").glob("*.nc"))  # as the shell expands the glob
-    rows = training_time((p.name, open_results(p)) for p in files)
-    assert (m[1], int(m[2])) == (hours_minutes(sum(r["seconds"] for r in rows)), sum(r["counted"] for r in rows))
+    assert (m[1], int(m[2])) == protocol_cost()
 
 
 def test_the_hybrid_page_quotes_what_its_block_prints():
