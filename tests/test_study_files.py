@@ -345,3 +345,44 @@ def test_the_hybrid_page_quotes_what_its_block_prints():
     finally:
         os.chdir(here)
     assert out.getvalue() == shown
+
+
+def test_the_schedule_ablation_findings_are_what_its_chunks_say():
+    """The prose under the depth-7 schedule ablation in docs/depth-study.md, recomputed from its seed chunks."""
+    from scipy import stats
+
+    from cortex_fa import stopping, verdicts
+
+    study = open_quoted("depth7_schedule")
+    page = re.sub(r"\s+", " ", (ROOT / "docs" / "depth-study.md").read_text())
+    assert study.sizes["seed"] == 3 and int(study.n_hidden.item()) == 7
+    # plateau: patience 6 and 4 select exactly what patience 12 selected, in every run
+    assert "Under the protocol's plateau schedule, patience 6 loses nothing." in page
+    for patience in (4, 6):
+        cost = stopping.replay_cost(study, patience).sel(lr_schedule="plateau")
+        assert (cost.cost_lo == 0).all() and (cost.cost_hi == 0).all() and (cost.cost_mean == 0).all()
+    assert set(np.unique(study["stop_reason"].values)) == {"early_stop"}
+    assert float(selection.selection(study).epochs_done.max()) < 100
+    # constant: fa finds later validation bests, which select no better test error
+    fa_constant = stopping.replay_cost(study, 6).sel(rule="fa", lr_schedule="constant").squeeze()
+    assert f"patience 6 would have saved {float(fa_constant.epochs_saved):.1f} epochs on average" in page
+    assert float(fa_constant.epochs_saved) > 6
+    lo, mean, hi = (float(fa_constant[f"cost_{k}"]) for k in ("lo", "mean", "hi"))
+    assert f"patience 6 minus 12: {mean:.2f} [{lo:.2f}, {hi:.2f}] images" in page and lo < 0 < hi and mean <= 0
+    # fa fits its training batches further at a constant rate
+    best_train = (100 * study.train_accuracy.max("step")).mean("seed").sel(rule="fa").squeeze()
+    assert (f"running training accuracy {float(best_train.sel(lr_schedule='constant')):.1f} % against "
+            f"{float(best_train.sel(lr_schedule='plateau')):.1f} % under the plateau schedule") in page
+    # ifa: the schedule helps, paired by seed
+    errors = analysis.error_summary(study).selected_mean.sel(rule="ifa").squeeze()
+    assert (f"{float(errors.sel(lr_schedule='constant')):.2f} % against "
+            f"{float(errors.sel(lr_schedule='plateau')):.2f} %") in page
+    count = verdicts.misclassified(study).sel(rule="ifa").squeeze()
+    diff = (count.sel(lr_schedule="plateau") - count.sel(lr_schedule="constant")).values.ravel()
+    half = stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size)
+    assert f"{diff.mean():.1f} [{diff.mean() - half:.1f}, {diff.mean() + half:.1f}] misclassified test images" in page
+    assert diff.mean() + half < 0
+    change = analysis.final_value(study, "weight_change").mean("seed").sel(rule="ifa").squeeze()
+    assert "`weight_change` above 1 from layer 4 up" in page
+    assert (change.sel(lr_schedule="constant", layer=slice(4, None)) > 1).all()
+    assert (change.sel(lr_schedule="plateau", layer=slice(2, 7)) < 1).all()
