@@ -30,7 +30,8 @@ HASH_NEUTRAL_DEFAULTS = {"validation": 0, "patience": None, "dropout": 0.0, "inp
                          "snapshots": 0, "column_rules": None, "lr_patience": 3, "label": ""}
 # Options added for the author's recipe of Nøkland 2016 (0.4); their defaults keep earlier hashes.
 HASH_NEUTRAL_DEFAULTS.update({"loss_reduction": "mean", "rmsprop_alpha": 0.99, "rmsprop_eps": 1e-8,
-                              "stop_train_error": None, "input_scaling": "standardise"})
+                              "stop_train_error": None, "input_scaling": "standardise",
+                              "init_above_first": "same"})
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,11 @@ class RunConfig:
     init, init_distribution, init_scale
         Forward weight initialiser: scale rule, distribution and multiplier
         (for ``init="fixed"`` the multiplier *is* the bound/standard deviation).
+    init_above_first : {"same", "xavier", "he", "lecun", "fixed", "zero"}
+        Scale rule of every forward projection above the first (columns 2 and
+        up and the readout), with ``init_distribution`` and ``init_scale``;
+        ``same`` (default) uses ``init``. Nøkland's code trains FA from a
+        random first layer and zero weights above it: ``init_above_first="zero"``.
     feedback_init, feedback_distribution, feedback_scale
         The same for fixed random feedback matrices (FA, frSF, DFA, ...).
     input_scaling : {"standardise", "unit"}
@@ -159,6 +165,7 @@ class RunConfig:
     init: str = "xavier"
     init_distribution: str = "uniform"
     init_scale: float = 1.0
+    init_above_first: str = "same"
     feedback_init: str = "xavier"
     feedback_distribution: str = "uniform"
     feedback_scale: float = 1.0

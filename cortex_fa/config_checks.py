@@ -95,7 +95,7 @@ def validate(cfg) -> None:
     for name, choices in (
         ("activation", ACTIVATIONS), ("output_activation", OUTPUT_ACTIVATIONS), ("loss", LOSSES),
         ("optimizer", OPTIMIZERS), ("lr_schedule", SCHEDULES), ("init", INITS),
-        ("init_distribution", DISTRIBUTIONS), ("feedback_init", INITS),
+        ("init_distribution", DISTRIBUTIONS), ("feedback_init", INITS), ("init_above_first", ("same", *INITS)),
         ("feedback_distribution", DISTRIBUTIONS), ("backend", BACKENDS),
     ):
         _check_choice(cfg, name, choices)

@@ -62,12 +62,16 @@ class Network:
         n_classes: int = N_CLASSES,
         input_size: int = INPUT_SIZE,
         init: Init = Init(),
+        init_above_first: Init | None = None,
         feedback_init: Init = Init(),
         pathway: str = "layerwise",
         bias: bool = True,
         column_rules=None,
     ) -> "Network":
         """Build from hidden sizes, e.g. ``Network.mlp([240] * 7, activation="tanh")``.
+
+        ``init`` draws every forward projection, or only the first if
+        ``init_above_first`` is given for the ones above it.
 
         ``column_rules``, one layer-wise rule name per hidden column from the
         input up (e.g. ``("fa", "fa", "bp")``), attaches a rule to each
@@ -87,7 +91,8 @@ class Network:
         names = ["input"] + [f"column{i}" for i in range(1, L)] + ["readout"]
         columns = []
         for l in range(1, L + 1):
-            ff = Projection(names[l - 1], names[l], (sizes[l - 1], sizes[l]), init, "basal")
+            ff_init = init if l == 1 or init_above_first is None else init_above_first
+            ff = Projection(names[l - 1], names[l], (sizes[l - 1], sizes[l]), ff_init, "basal")
             fb = None
             if l < L and pathway == "layerwise":
                 rule = column_rules[l - 1] if column_rules is not None else None
@@ -108,6 +113,8 @@ class Network:
             config.activation,
             output_activation=config.output_activation,
             init=Init(config.init, config.init_distribution, config.init_scale),
+            init_above_first=(None if config.init_above_first == "same"
+                              else Init(config.init_above_first, config.init_distribution, config.init_scale)),
             feedback_init=Init(config.feedback_init, config.feedback_distribution, config.feedback_scale),
             pathway=rules.get(config.rule).pathway,
             column_rules=config.column_rules,

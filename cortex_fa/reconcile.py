@@ -32,8 +32,12 @@ def network_fields(network) -> dict:
     if act is not None:
         fields["activation"] = act
     ff = _uniform(c.feedforward.init for c in network.columns)
+    first, above = network.columns[0].feedforward.init, _uniform(c.feedforward.init for c in network.columns[1:])
     if ff is not None:
-        fields.update(init=ff.scheme, init_distribution=ff.distribution, init_scale=ff.scale)
+        fields.update(init=ff.scheme, init_distribution=ff.distribution, init_scale=ff.scale, init_above_first="same")
+    elif above is not None and (above.distribution, above.scale) == (first.distribution, first.scale):
+        fields.update(init=first.scheme, init_distribution=first.distribution, init_scale=first.scale,
+                      init_above_first=above.scheme)
     fb = _uniform(c.feedback.init for c in network.columns if c.feedback is not None)
     if fb is not None:
         fields.update(feedback_init=fb.scheme, feedback_distribution=fb.distribution, feedback_scale=fb.scale)

@@ -231,3 +231,95 @@ def test_the_quick_nokland_preset_learns_mnist(mnist):
     ds = Simulation(cfg, data=mnist, progress=False).run().results
     error = 100 * (1 - float(ds["test_accuracy"].dropna("step").values[-1]))
     assert ds.attrs["status"] == "ok" and error < 30.0, f"test error {error:.2f} % (chance: 90 %)"
+
+
+# -- init_above_first: Nøkland's FA starts from a random first layer and zeros above it ----------------------------
+
+TORCH_DEFAULT = dict(init="lecun", init_distribution="uniform", init_scale=1 / np.sqrt(3))  # U[+-1/sqrt(fan_in)]
+
+
+def test_init_above_first_zero_keeps_the_first_layer_and_zeroes_the_rest(tiny_data):
+    cfg = RunConfig(rule="fa", **{**BASE, **TORCH_DEFAULT, "epochs": 1})
+    plain = Simulation(cfg, data=tiny_data, progress=False)
+    zeroed = Simulation(cfg.replace(init_above_first="zero"), data=tiny_data, progress=False)
+    first = zeroed.model.weights[0]
+    # the first layer is drawn from the same stream as without the option, within torch's default bound
+    np.testing.assert_array_equal(first, plain.model.weights[0])
+    assert 0.9 / np.sqrt(784) < np.abs(first).max() <= np.float32(1 / np.sqrt(784))
+    assert all(not W.any() for W in zeroed.model.weights[1:]) and all(W.any() for W in plain.model.weights[1:])
+    # FA's fixed feedback still carries the error down, so every layer learns from zero
+    zeroed.run()
+    assert all(W.any() for W in zeroed.model.weights[1:])
+    assert not np.array_equal(zeroed.model.weights[0], plain.model.weights[0])
+
+
+def test_init_above_first_with_a_scale_rule_draws_every_layer_above_from_it(tiny_data):
+    cfg = RunConfig(rule="bp", **{**BASE, "init": "zero", "init_above_first": "fixed", "init_scale": 0.25})
+    weights = Simulation(cfg, data=tiny_data, progress=False).model.weights
+    assert not weights[0].any()
+    assert all(0.2 < np.abs(W).max() <= 0.25 for W in weights[1:])
+
+
+def test_init_above_first_keeps_old_hashes_and_is_a_cli_flag():
+    import argparse
+
+    cfg = RunConfig(rule="fa", hidden=(800, 800))
+    assert cfg.replace(init_above_first="same").hash() == cfg.hash()
+    assert cfg.replace(init_above_first="zero").hash() != cfg.hash()
+    old = {k: v for k, v in cfg.to_dict().items() if k != "init_above_first"}
+    assert RunConfig.from_dict(old).hash() == cfg.hash()
+    parser = argparse.ArgumentParser()
+    add_run_options(parser)
+    assert run_options(parser.parse_args(["--init-above-first", "zero"]))["init_above_first"] == "zero"
+    with pytest.raises(ConfigError, match="init_above_first 'zeros' is not valid.*same, xavier"):
+        RunConfig(rule="fa", init_above_first="zeros")
+
+
+def test_a_hand_built_network_and_init_above_first_agree_or_are_refused(tiny_data):
+    from cortex_fa.init import Init
+
+    first, above = Init("lecun", "uniform", 0.5), Init("zero", "uniform", 0.5)
+    net = Network.mlp([24, 16], init=first, init_above_first=above)
+    sim = Simulation(net, RunConfig(rule="fa", epochs=1, batch_size=50), data=tiny_data, progress=False)
+    assert (sim.config.init, sim.config.init_above_first, sim.config.init_scale) == ("lecun", "zero", 0.5)
+    assert Network.from_config(sim.config) == net  # the results file describes what was trained
+    with pytest.raises(ConfigError, match="init_above_first 'zero' contradicts the network .'same'."):
+        Simulation(Network.mlp([24, 16]), RunConfig(rule="fa", init_above_first="zero"), data=tiny_data,
+                   progress=False)
+
+
+@pytest.mark.parametrize("name, hidden, bound", [("nokland2016_table1_800", [(800,) * d for d in (1, 2, 3, 4)], 800),
+                                                 ("nokland2016_table1_240", [(240,) * 7], 240)])
+def test_the_table1_presets_start_each_rule_as_the_authors_code_does(name, hidden, bound):
+    preset = presets.load(name)
+    configs = preset.spec().configs()
+    assert sorted({c.hidden for c in configs}) == sorted(hidden) and {c.seed for c in configs} == {0, 1, 2}
+    assert not preset.published_errors  # the table could not be read: no number is written beside the runs
+    by_rule = {c.rule: c for c in configs}
+    assert set(by_rule) == {"bp", "fa", "dfa"}
+    torch_bound = lambda c: np.sqrt(3) * c.init_scale  # noqa: E731  lecun's bound sqrt(3/n_in) times the scale
+    assert by_rule["bp"].init == "lecun" and torch_bound(by_rule["bp"]) == pytest.approx(1.0, rel=1e-5)
+    assert by_rule["bp"].init_above_first == "same"
+    fa = by_rule["fa"]
+    assert (fa.init, fa.init_above_first) == ("lecun", "zero") and torch_bound(fa) == pytest.approx(1.0, rel=1e-5)
+    assert by_rule["dfa"].init == "zero"
+    for c in configs:
+        assert (c.feedback_init, c.feedback_distribution) == ("fixed", "uniform")
+        assert c.feedback_scale == pytest.approx(1 / np.sqrt(bound), rel=1e-5)
+        assert (c.loss, c.loss_reduction, c.optimizer, c.lr, c.batch_size) == ("bce", "sum", "rmsprop", 1e-4, 64)
+        assert (c.dropout, c.input_dropout, c.input_scaling, c.validation) == (0.0, 0.0, "unit", 0)
+        assert c.epochs == 299 and c.stop_train_error == 0.01
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_fa_from_a_random_first_layer_and_zeros_above_learns_mnist(mnist):
+    """The Table 1 recipe's fa (quick shape, 2 x 64): every layer above the first starts at zero and learns."""
+    cfg = next(c for c in presets.load("nokland2016_table1_800").spec(quick=True).configs()
+               if c.rule == "fa" and len(c.hidden) == 2)
+    sim = Simulation(cfg, data=mnist, progress=False)
+    assert all(not W.any() for W in sim.model.weights[1:]) and sim.model.weights[0].any()
+    ds = sim.run().results
+    error = 100 * (1 - float(ds["test_accuracy"].dropna("step").values[-1]))
+    assert ds.attrs["status"] == "ok" and error < 30.0, f"test error {error:.2f} % (chance: 90 %)"
+    assert all(W.any() for W in sim.model.weights[1:])

@@ -119,9 +119,16 @@ def test_every_committed_study_is_quoted_somewhere():
     assert {p.stem for p in DATA.glob("*.nc")} <= quoted
 
 
+def preset_study(preset):
+    """A preset's committed study: ``docs/data/PRESET.nc``, or its seed chunks in ``docs/data/PRESET/``; else None."""
+    if (DATA / f"{preset}.nc").exists() or (DATA / preset).is_dir():
+        return open_quoted(preset)
+    return None
+
+
 def comparison_cells(preset, rule):
-    """``cortex-fa reproduce``'s comparison of ``rule`` in ``docs/data/PRESET.nc``, as docs cells."""
-    row = next(r for r in presets.load(preset).compare(open_results(DATA / f"{preset}.nc")) if r["rule"] == rule)
+    """``cortex-fa reproduce``'s comparison of ``rule`` in the preset's committed study, as docs cells."""
+    row = next(r for r in presets.load(preset).compare(preset_study(preset)) if r["rule"] == rule)
     return {"published": f"{row['published']:g}",
             "measured": f"{row['mean']:.2f} [{row['lo']:.2f}, {row['hi']:.2f}]",
             "shortfall": f"{row['shortfall']:+.2f}",
@@ -129,7 +136,7 @@ def comparison_cells(preset, rule):
 
 
 def test_the_reproductions_status_table_matches_the_committed_preset_studies():
-    """docs/reproductions.md's status table: one row per preset and rule, from docs/data/PRESET.nc if it exists."""
+    """docs/reproductions.md's status table: one row per preset and rule, from the preset's study if committed."""
     tables = [t for t in quoted_tables() if t.values[:2] == ("presets", "reproductions")]
     assert len(tables) == 1, "the status table's marker is missing"
     _, _, header, rows = tables[0].values
@@ -137,8 +144,8 @@ def test_the_reproductions_status_table_matches_the_committed_preset_studies():
     for row in rows:
         preset, rule = row[0].strip("`"), row[1]
         cells = dict(zip((h.split()[0] for h in header[2:]), row[2:]))
-        if not (DATA / f"{preset}.nc").exists():
-            assert cells["measured"] == "not run yet", f"{preset}: no docs/data/{preset}.nc"
+        if preset_study(preset) is None:
+            assert cells["measured"] == "not run yet", f"{preset}: no docs/data/{preset}.nc or docs/data/{preset}/"
             assert cells["published"] == f"{presets.load(preset).published_errors[rule]:g}"
             continue
         assert cells == comparison_cells(preset, rule), f"{preset} / {rule}"
@@ -150,8 +157,8 @@ def test_the_count_of_reproduced_papers_is_what_the_committed_files_say():
     m = re.search(r"Of the (\d+) published numbers measured so far, \*\*(\d+) are reproduced, (\d+) not "
                   r"reproduced and (\d+) undetermined\*\*", text)
     assert m, "the count sentence is missing"
-    rows = [row for name in presets.available() if (DATA / f"{name}.nc").exists()
-            for row in presets.load(name).compare(open_results(DATA / f"{name}.nc"))]
+    rows = [row for name in presets.available() if preset_study(name) is not None
+            for row in presets.load(name).compare(preset_study(name))]
     papers = [r for r in rows if r["kind"] == reproduction.PUBLICATION and r["n"] > 0]
     verdicts = [r["verdict"] for r in papers]
     expected = (len(papers), verdicts.count(reproduction.REPRODUCED), verdicts.count(reproduction.NOT_REPRODUCED),

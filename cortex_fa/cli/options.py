@@ -31,6 +31,8 @@ HELP = {
     "stop_train_error": "stop after the first epoch whose running training error (percent) is at or below this, e.g. 0.01 (none: never)",
     "lr": "learning rate",
     "init": "forward init scale rule: xavier, he, lecun, fixed, zero",
+    "init_above_first": "forward init of every projection above the first: same (as --init), xavier, he, lecun, "
+                        "fixed, zero (Nøkland's FA: random first layer, zero above)",
     "feedback_init": "feedback init scale rule: xavier, he, lecun, fixed, zero",
     "train_subset": "use only this many training images (quick runs)",
     "probe_size": "training images in the fixed probe batch for alignment metrics",
