@@ -243,7 +243,11 @@ def test_the_readme_headline_is_what_the_verdicts_say():
     assert "at depths 6 and 7 the direct path makes fewer errors than the indirect one" in readme
     assert (verdicts.verdicts(study, reference="ifa").diff_hi.sel(rule="dfa", n_hidden=[6, 7]) < 0).all()
     # no breaking depth is determined: each rule is undetermined at or before its first 'falls behind'
-    assert "the declared rule determines no breaking depth" in readme
+    assert "The declared rule therefore names no breaking depth" in readme
+    assert "fa, dfa and ifa are each undetermined at depth 2, before they first fall behind (fa at depth 3, dfa and ifa at 5); usf and brsf never fall behind" in readme
+    first_behind = {r: min([d for d in depths if word(r, d) == verdicts.FALLS_BEHIND], default=None)
+                    for r in ("fa", "dfa", "ifa", "usf", "brsf")}
+    assert first_behind == {"fa": 3, "dfa": 5, "ifa": 5, "usf": None, "brsf": None}
     assert verdicts.breaking_depth(v).sel(rule=["fa", "usf", "brsf", "dfa", "ifa"]).values.tolist() == \
         [verdicts.UNDETERMINED] * 5
     n_study = study["stop_reason"].size
