@@ -101,3 +101,27 @@ def test_reproduce_on_a_preset_without_published_numbers_says_so_instead_of_an_e
     text = comparison_table(presets.load("depth7_schedule"), make_study_dataset(rules=("bp", "fa"), depths=(7,), seeds=(0,)))
     assert text.splitlines()[1] == "no published numbers: preset depth7_schedule is a study, not a reproduction"
     assert "?" not in text
+
+
+def test_reproduce_compare_reads_a_study_made_in_seed_chunks_and_runs_nothing(tmp_path, capsys):
+    """The committed nokland2016_dfa chunks, combined as the docs say, compared without training anything."""
+    import sys
+    from pathlib import Path
+
+    from cortex_fa.cli import main
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_study_files import comparison_cells
+
+    data = Path(__file__).resolve().parent.parent / "docs" / "data" / "nokland2016_dfa"
+    combined = tmp_path / "nokland2016_dfa.nc"
+    assert main(["protocol", "combine", *map(str, sorted(data.glob("study_s*.nc"))), "--out", str(combined)]) == 0
+    capsys.readouterr()
+    assert main(["reproduce", "nokland2016_dfa", "--compare", str(combined)]) == 0
+    row = next(line.split() for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["dfa"])
+    cells = comparison_cells("nokland2016_dfa", "dfa")
+    assert row[1] == cells["published"] and " ".join(row[2:5]) == cells["measured"]
+    assert row[6] == cells["shortfall"] and " ".join(row[8:]) == cells["verdict"]
+    assert int(row[5]) == len(list(data.glob("study_s*.nc")))  # seeds: one per chunk
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nokland2016_dfa.nc"]  # nothing was run or written
+

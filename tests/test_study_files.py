@@ -114,7 +114,7 @@ def test_committed_study_file_opens(path):
 
 def test_every_committed_study_is_quoted_somewhere():
     quoted = {p.values[0] for p in quoted_tables()}
-    assert {p.name for p in DATA.iterdir() if p.is_dir() and any(p.glob("study_d*.nc"))} <= quoted
+    assert {p.name for p in DATA.iterdir() if p.is_dir() and any(p.glob("study_*.nc"))} <= quoted
     quoted |= {m["name"] for page in (ROOT / "docs").glob("*.md") for m in HYBRID_MARKER.finditer(page.read_text())}
     assert {p.stem for p in DATA.glob("*.nc")} <= quoted
 
@@ -397,3 +397,21 @@ def test_the_schedule_ablation_findings_are_what_its_chunks_say():
     assert "`weight_change` above 1 from layer 4 up" in page
     assert (change.sel(lr_schedule="constant", layer=slice(4, None)) > 1).all()
     assert (change.sel(lr_schedule="plateau", layer=slice(2, 7)) < 1).all()
+
+
+def test_the_nokland_paragraph_is_what_its_seed_chunks_say():
+    """docs/reproductions.md on the author's recipe: per-seed final errors, how the runs ended, their cost."""
+    study = preset_study("nokland2016_dfa")
+    page = re.sub(r"\s+", " ", (ROOT / "docs" / "reproductions.md").read_text())
+    n = study.sizes["seed"]
+    assert f"has run seeds {' and '.join(map(str, study.seed.values))} (an hour each)" in page and n == 2
+    final = (100 * (1 - study.test_accuracy.isel(step=-1))).squeeze().values
+    assert "The two runs end at {:.2f} % and {:.2f} %".format(*final) in page
+    assert np.all(np.abs(final - 1.45) < 0.2) and float(final.mean()) < 1.78 - 0.2 + 0.005
+    assert set(study.stop_reason.values.ravel()) == {"epoch_cap"} and float(study.epoch.max()) == 299
+    train_error = 100 * (1 - study.train_accuracy.isel(step=-1)).squeeze().values
+    assert "running training error in the last epoch still {:.2f} % and {:.2f} % with dropout on".format(
+        *train_error) in page and np.all(train_error > 50 * 0.01)  # far from the 0.01 % target
+    minutes = study.wall_time.max("step").squeeze().values / 60
+    assert "62 min of training per run" in page and np.all(np.round(minutes) == 62)
+    assert "about 12 s an epoch" in page and np.all(np.abs(minutes * 60 / 299 - 12) < 0.5)

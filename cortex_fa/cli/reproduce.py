@@ -7,6 +7,7 @@ Examples
     cortex-fa reproduce                         # list the presets
     cortex-fa reproduce depth_study --quick     # minutes on 2 cores
     cortex-fa reproduce lillicrap2016 --out lillicrap.nc --workers 2
+    cortex-fa reproduce nokland2016_dfa --compare nokland.nc   # a study made earlier, e.g. combined chunks
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def register(subparsers) -> None:
     add_dask_options(p)
     p.add_argument("--data-dir", help="MNIST directory as seen by the workers (default: their cache)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--compare", metavar="STUDY.nc", default=None,
+                   help="run nothing: compare a study made earlier (e.g. seed chunks joined by cortex-fa protocol "
+                        "combine) with the preset's published numbers")
     p.set_defaults(func=main)
 
 
@@ -92,6 +96,11 @@ def main(args) -> int:
         raise ConfigError(f"preset {preset.name} declares a protocol (rates chosen per rule and depth before the "
                           f"study); run it with cortex-fa protocol select {preset.name} ... and cortex-fa protocol "
                           "study (see docs/cli.md#protocol)")
+    if args.compare:  # a study made earlier, perhaps in chunks over several sessions
+        from cortex_fa.results import open_results
+
+        print(comparison_table(preset, open_results(args.compare)))
+        return 0
     spec = preset.spec(quick=args.quick)
     from cortex_fa.extras import require
 
