@@ -62,7 +62,10 @@ def test_replay_equals_the_runs_that_really_stopped(hard_data, schedule):
     for p in (1, 2, 3):
         real = Simulation(RunConfig(patience=p, **base), data=hard_data, progress=False).run().results
         got = replayed.sel(replay_patience=p)
-        assert real.attrs["stop_reason"] == "early_stop"
+        # patience ended it; a run that ends before it learned is labelled stalled_at_chance instead (which
+        # one depends on the machine's floating point: these noisy runs start near chance)
+        assert real.attrs["stop_reason"] in ("early_stop", "stalled_at_chance")
+        assert real.attrs["stopped_epoch"] < base["epochs"]
         assert got["stop_epoch"] == real.attrs["stopped_epoch"]
         assert got["best_epoch"] == real.attrs["best_validation_epoch"]
         assert got["selected_misclassified"] == misclassified(real, "selected", n_test=N_TEST)
