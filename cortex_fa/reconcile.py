@@ -31,13 +31,11 @@ def network_fields(network) -> dict:
     act = _uniform(c.activation for c in hidden_cols)
     if act is not None:
         fields["activation"] = act
-    ff = _uniform(c.feedforward.init for c in network.columns)
+    # a config says: one init for the first projection, one scale rule (same distribution, scale) for all above
     first, above = network.columns[0].feedforward.init, _uniform(c.feedforward.init for c in network.columns[1:])
-    if ff is not None:
-        fields.update(init=ff.scheme, init_distribution=ff.distribution, init_scale=ff.scale, init_above_first="same")
-    elif above is not None and (above.distribution, above.scale) == (first.distribution, first.scale):
+    if above is not None and (above.distribution, above.scale) == (first.distribution, first.scale):
         fields.update(init=first.scheme, init_distribution=first.distribution, init_scale=first.scale,
-                      init_above_first=above.scheme)
+                      init_above_first="same" if above == first else above.scheme)
     fb = _uniform(c.feedback.init for c in network.columns if c.feedback is not None)
     if fb is not None:
         fields.update(feedback_init=fb.scheme, feedback_distribution=fb.distribution, feedback_scale=fb.scale)

@@ -124,4 +124,3 @@ def test_reproduce_compare_reads_a_study_made_in_seed_chunks_and_runs_nothing(tm
     assert row[6] == cells["shortfall"] and " ".join(row[8:]) == cells["verdict"]
     assert int(row[5]) == len(list(data.glob("study_s*.nc")))  # seeds: one per chunk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nokland2016_dfa.nc"]  # nothing was run or written
-

@@ -244,7 +244,8 @@ def test_the_readme_headline_is_what_the_verdicts_say():
     assert (verdicts.verdicts(study, reference="ifa").diff_hi.sel(rule="dfa", n_hidden=[6, 7]) < 0).all()
     # no breaking depth is determined: each rule is undetermined at or before its first 'falls behind'
     assert "The declared rule therefore names no breaking depth" in readme
-    assert "fa, dfa and ifa are each undetermined at depth 2, before they first fall behind (fa at depth 3, dfa and ifa at 5); usf and brsf never fall behind" in readme
+    assert ("fa, dfa and ifa are each undetermined at depth 2, before they first fall behind (fa at depth 3, dfa "
+            "and ifa at 5); usf and brsf never fall behind") in readme
     first_behind = {r: min([d for d in depths if word(r, d) == verdicts.FALLS_BEHIND], default=None)
                     for r in ("fa", "dfa", "ifa", "usf", "brsf")}
     assert first_behind == {"fa": 3, "dfa": 5, "ifa": 5, "usf": None, "brsf": None}
@@ -360,8 +361,6 @@ def test_the_hybrid_page_quotes_what_its_block_prints():
 
 def test_the_schedule_ablation_findings_are_what_its_chunks_say():
     """The prose under the depth-7 schedule ablation in docs/depth-study.md, recomputed from its seed chunks."""
-    from scipy import stats
-
     from cortex_fa import stopping, verdicts
 
     study = open_quoted("depth7_schedule")
@@ -389,10 +388,9 @@ def test_the_schedule_ablation_findings_are_what_its_chunks_say():
     assert (f"{float(errors.sel(lr_schedule='constant')):.2f} % against "
             f"{float(errors.sel(lr_schedule='plateau')):.2f} %") in page
     count = verdicts.misclassified(study).sel(rule="ifa").squeeze()
-    diff = (count.sel(lr_schedule="plateau") - count.sel(lr_schedule="constant")).values.ravel()
-    half = stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size)
-    assert f"{diff.mean():.1f} [{diff.mean() - half:.1f}, {diff.mean() + half:.1f}] misclassified test images" in page
-    assert diff.mean() + half < 0
+    paired = count.sel(lr_schedule="plateau") - count.sel(lr_schedule="constant")
+    mean, lo, hi, _ = analysis.t_interval(paired.values.ravel())
+    assert f"{mean:.1f} [{lo:.1f}, {hi:.1f}] misclassified test images" in page and hi < 0
     change = analysis.final_value(study, "weight_change").mean("seed").sel(rule="ifa").squeeze()
     assert "`weight_change` above 1 from layer 4 up" in page
     assert (change.sel(lr_schedule="constant", layer=slice(4, None)) > 1).all()
