@@ -1,8 +1,9 @@
-"""One study from chunks: study files of the same sweep that each hold some depths (or seeds).
+"""One study from chunks: study files of the same sweep that each hold some depths, seeds or grid values.
 
 A long study is run in chunks that each fit a working session (``cortex-fa
 protocol study --depths 7`` today, ``--depths 5,6`` tomorrow; or a sweep
-``--seeds 0`` today, ``--seeds 1,2`` tomorrow);
+``--seeds 0`` today, ``--seeds 1,2`` tomorrow; or a grid extended by
+``--grid NAME=...`` with new values);
 :func:`combine_chunks` joins their files into the study file one run would
 have written. Per-cell variables (``chosen_lr``, ``selection_score``, ...)
 are joined with the runs; variables without the joined dim must agree.
@@ -74,7 +75,7 @@ def join_attrs(attrs_list) -> dict:
 
 
 def concat_studies(parts, dim: str) -> xr.Dataset:
-    """Join studies along one run dim (``n_hidden`` or ``seed``); the other run dims must be equal.
+    """Join studies along one run dim (``n_hidden``, ``seed`` or a swept option); the other run dims must be equal.
 
     Raises
     ------
@@ -100,7 +101,8 @@ def concat_studies(parts, dim: str) -> xr.Dataset:
                                    f"parts of one study differ only in {dim}")
     spe = {int(s) for p in parts for s in np.unique(p["steps_per_epoch"].values) if s > 0}
     shared_epoch = all(p["epoch"].ndim == 1 for p in parts) and len(spe) == 1
-    order = np.argsort([float(p[dim].values.min()) for p in parts], kind="stable")
+    numeric = all(p[dim].dtype.kind in "iuf" for p in parts)
+    order = np.argsort([float(p[dim].values.min()) for p in parts], kind="stable") if numeric else range(len(parts))
     ready = []
     for k in order:
         p = parts[k].drop_vars(["layer_from_top", *(["epoch"] if shared_epoch else [])], errors="ignore")
@@ -115,6 +117,8 @@ def concat_studies(parts, dim: str) -> xr.Dataset:
             if name in p:
                 out[name].attrs = dict(p[name].attrs)
                 break
+    if numeric and not out.indexes[dim].is_monotonic_increasing:  # interleaved grid values
+        out = out.sortby(dim)
     if shared_epoch:
         out = out.assign_coords(epoch=("step", out["step"].values / next(iter(spe))))
         out["epoch"].attrs.update(first["epoch"].attrs)
@@ -140,17 +144,57 @@ def _fill(parts) -> dict:
 
 
 def combine_chunks(parts) -> xr.Dataset:
-    """Chunk files of one study -> the study: per-depth chunks (sorted by depth), or per-seed chunks.
+    """Chunk files of one study -> the study, joined along the one run dim in which they differ.
 
-    Chunks that all hold the same depths and different seeds are joined along
-    ``seed`` (a sweep run seed by seed); otherwise along the depth.
+    That dim is the depth for per-depth chunks, ``seed`` for a sweep run seed
+    by seed, or a swept option (``--grid feedback_scale=1,2`` after
+    ``--grid feedback_scale=0.05,0.2``): a grid extended later. Chunks that
+    differ in more than one dim are refused (by :func:`concat_studies`).
     """
-    parts = list(parts)
-    depths = [p[DEPTH].values.tolist() if DEPTH in p.dims else None for p in parts]
-    seeds = [v for p in parts if "seed" in p.dims for v in p["seed"].values.tolist()]
-    by_seed = (len(parts) > 1 and all(d == depths[0] for d in depths) and len(set(seeds)) == len(seeds)
-               and all("seed" in p.dims for p in parts))
-    return concat_studies(parts, "seed" if by_seed else DEPTH)
+    parts = with_single_values_as_dims(list(parts))
+    return concat_studies(parts, joined_dim(parts))
+
+
+def with_single_values_as_dims(parts) -> list:
+    """Give a chunk a dim for an option the other chunks sweep and it fixes at one value.
+
+    A sweep of one value of an option (``--grid feedback_scale=5``) has no dim
+    for it; the value is read from its runs' ``config`` (all must agree).
+    """
+    dims = dict.fromkeys(d for p in parts for d in p.dims if d not in _NOT_RUN_DIMS)
+    out = []
+    for part in parts:
+        for name in (d for d in dims if d not in part.dims and "config" in part):
+            values = {json.dumps(json.loads(c).get(name)) for c in np.ravel(part["config"].values) if c}
+            value = json.loads(values.pop()) if len(values) == 1 else None
+            if value is not None:  # the new dim goes after the other run dims, as a sweep lays them out
+                order = [*part["status"].dims, name]
+                part = part.expand_dims({name: [value]}).transpose(*order, ...)
+        out.append(part)
+    return out
+
+
+_NOT_RUN_DIMS = ("step", "layer", "snapshot_step", "pair", "unit")
+
+
+def joined_dim(parts) -> str:
+    """The one run dim whose values differ between the parts (the depth if none does).
+
+    Raises
+    ------
+    ResultsError
+        The parts differ in more than one run dim.
+    """
+    if len(parts) < 2:
+        return DEPTH
+    first = parts[0]
+    dims = dict.fromkeys(d for p in parts for d in p.dims if d not in _NOT_RUN_DIMS)
+    differ = [d for d in dims if d not in first.dims or any(
+        d not in p.dims or p[d].values.tolist() != first[d].values.tolist() for p in parts[1:])]
+    if len(differ) > 1:
+        raise ResultsError(f"the chunks differ in {' and '.join(differ)}; chunks of one study differ in one "
+                           "run dim only (the depth, the seed or one swept option)")
+    return differ[0] if differ else DEPTH
 
 
 def split_by_depth(study: xr.Dataset) -> list[xr.Dataset]:

@@ -12,7 +12,7 @@ from cortex_fa import presets
 from cortex_fa.cli import main
 from cortex_fa.errors import ConfigError
 
-EXPECTED = {"lillicrap2016", "bartunov2018_fc", "nokland2016_dfa", "nokland2016_dfa_adam", "sign_symmetry", "depth_study"}
+EXPECTED = {"lillicrap2016", "lillicrap2016_tuned", "bartunov2018_fc", "nokland2016_dfa", "nokland2016_dfa_adam", "sign_symmetry", "depth_study"}
 
 
 def test_all_reference_presets_are_there():
@@ -127,7 +127,7 @@ def test_lillicrap_scale_ablation_brackets_the_glorot_bounds_it_replaces():
 
     base = presets.load("lillicrap2016").spec().configs()
     configs = presets.load("lillicrap2016_scales").spec().configs()
-    assert {c.rule for c in configs} == {"fa"} and len(configs) == 9
+    assert {c.rule for c in configs} == {"fa"} and len(configs) == 21
     assert {(c.init, c.feedback_init) for c in configs} == {("fixed", "fixed")}
     glorot_w, glorot_b = np.sqrt(6 / (784 + 1000)), np.sqrt(6 / (1000 + 10))
     ws, bs = sorted({c.init_scale for c in configs}), sorted({c.feedback_scale for c in configs})

@@ -194,6 +194,35 @@ def test_a_study_split_by_seed_combines_back_unchanged():
     assert study.attrs == again.attrs
 
 
+def test_a_grid_study_split_by_grid_value_combines_back_unchanged():
+    """A grid extended later (``--grid lr=...`` with new values) joins along the swept option, sorted."""
+    from pathlib import Path
+
+    from cortex_fa.chunks import combine_chunks, joined_dim
+    from cortex_fa.results import open_results
+
+    study = open_results(Path(__file__).resolve().parents[1] / "docs/data/lr_grid_240.nc")
+    rates = study["lr"].values.tolist()
+    parts = []
+    for lrs in (rates[1::2], rates[0::2]):  # interleaved and out of order
+        part = study.sel(lr=lrs)
+        part.attrs = {**study.attrs, "n_runs": int((part["status"] != "missing").sum())}
+        parts.append(part)
+    assert joined_dim(parts) == "lr"
+    again = combine_chunks(parts)
+    xr.testing.assert_identical(study, again)
+    assert again.attrs["n_runs"] == study.attrs["n_runs"]
+    # a chunk that swept one rate has no lr dim (as a sweep writes it): its runs' configs say which
+    rest, single = study.sel(lr=rates[:-1]), study.sel(lr=rates[-1], drop=True)
+    for part in (rest, single):
+        part.attrs = {**study.attrs, "n_runs": int((part["status"] != "missing").sum())}
+    assert "lr" not in single.dims and "lr" not in single.coords
+    xr.testing.assert_identical(study, combine_chunks([rest, single]))
+    depths = study["n_hidden"].values.tolist()
+    with pytest.raises(ResultsError, match="the chunks differ in n_hidden and lr"):  # refused, not guessed
+        combine_chunks([study.sel(lr=rates[:2], n_hidden=depths[:1]), study.sel(lr=rates[2:], n_hidden=depths[1:])])
+
+
 def _timed(hashes, seconds, status=None):
     """A study of runs over (rule, seed) with the given hashes and final training seconds."""
     hashes, seconds = np.array(hashes, dtype=object), np.array(seconds, dtype=float)
@@ -231,7 +260,7 @@ def test_chunks_that_are_not_one_study_are_refused(variant_runs):
     other = study.sel(n_hidden=[2]).assign_attrs(data_sha256="other")
     with pytest.raises(ResultsError, match="data_sha256"):
         combine_chunks([study.sel(n_hidden=[1]), other])
-    with pytest.raises(ResultsError, match="parts of one study differ only in n_hidden"):
+    with pytest.raises(ResultsError, match="the chunks differ in n_hidden and seed; chunks of one study differ in one"):
         combine_chunks([study.sel(n_hidden=[1]), study.sel(n_hidden=[2], seed=[0])])
 
 

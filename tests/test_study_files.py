@@ -47,6 +47,9 @@ def _interval_cell(summary, kind, **at):
     return f"{mean:.2f}" + ("" if not np.isfinite(lo) else f" [{lo:.2f}, {hi:.2f}]")
 
 
+GRID_ALIAS = {"w": "init_scale", "b": "feedback_scale"}  # the bounds' names in Lillicrap et al. 2016
+
+
 def expected_cell(study, kind, rule, column):
     """The cell of ``kind`` for ``rule`` under a header such as 'depth 3' or 'lr 0.3' or 'chosen'."""
     if kind in ("final_error", "selected_error", "oracle_best_error"):
@@ -71,6 +74,10 @@ def expected_cell(study, kind, rule, column):
         val = study["validation_accuracy"].sel(rule=rule, seed=int(column.split()[1])).squeeze("n_hidden", drop=True)
         epoch = analysis.epoch_of(study).sel(rule=rule, seed=int(column.split()[1])).squeeze("n_hidden", drop=True)
         return f"{float(epoch.values[int(analysis.first_argmax(val.values))]):g}"
+    if kind == "grid_best_validation":  # row 'w V', header 'b V': a grid cell's best validation accuracy (%)
+        at = {GRID_ALIAS[rule.split()[0]]: float(rule.split()[1]), GRID_ALIAS[column.split()[0]]: float(column.split()[1])}
+        best = 100.0 * study["validation_accuracy"].max("step").sel(at)
+        return f"{float(best.mean([d for d in best.dims if d not in at])):.2f}"
     if kind == "choose_lr":
         choice = selection.choose_option(study, "lr")
         if column == "chosen":
@@ -398,18 +405,49 @@ def test_the_schedule_ablation_findings_are_what_its_chunks_say():
 
 
 def test_the_nokland_paragraph_is_what_its_seed_chunks_say():
-    """docs/reproductions.md on the author's recipe: per-seed final errors, how the runs ended, their cost."""
+    """docs/reproductions.md on the author's recipe: per-seed final errors, the near-miss, how the runs ended, cost."""
     study = preset_study("nokland2016_dfa")
     page = re.sub(r"\s+", " ", (ROOT / "docs" / "reproductions.md").read_text())
-    n = study.sizes["seed"]
-    assert f"has run seeds {' and '.join(map(str, study.seed.values))} (an hour each)" in page and n == 2
+    assert study.seed.values.tolist() == [0, 1, 2]
+    assert "`nokland2016_dfa`, which now follows the author's code, ran seeds 0, 1 and 2" in page
     final = (100 * (1 - study.test_accuracy.isel(step=-1))).squeeze().values
-    assert "The two runs end at {:.2f} % and {:.2f} %".format(*final) in page
+    assert "The three runs end at {:.2f} %, {:.2f} % and {:.2f} %".format(*final) in page
     assert np.all(np.abs(final - 1.45) < 0.2) and float(final.mean()) < 1.78 - 0.2 + 0.005
+    row = presets.load("nokland2016_dfa").compare(study)[0]
+    lo, hi = row["lo"] - row["published"], row["hi"] - row["published"]
+    assert f"[{lo:+.2f}, {hi:+.2f}] ({hi:+.4f} to four places)" in page
+    assert f"{hi - row['margin']:.3f} points beyond it" in page and 0 < hi - row["margin"] < 0.005
+    assert row["verdict"] == reproduction.UNDETERMINED and -row["margin"] < lo
     assert set(study.stop_reason.values.ravel()) == {"epoch_cap"} and float(study.epoch.max()) == 299
     train_error = 100 * (1 - study.train_accuracy.isel(step=-1)).squeeze().values
-    assert "running training error in the last epoch still {:.2f} % and {:.2f} % with dropout on".format(
+    assert "running training error in the last epoch still {:.2f} %, {:.2f} % and {:.2f} % with dropout on".format(
         *train_error) in page and np.all(train_error > 50 * 0.01)  # far from the 0.01 % target
     minutes = study.wall_time.max("step").squeeze().values / 60
-    assert "62 min of training per run" in page and np.all(np.round(minutes) == 62)
-    assert "about 12 s an epoch" in page and np.all(np.abs(minutes * 60 / 299 - 12) < 0.5)
+    assert "12 s an epoch, 62 min of training per run), seed 2" in page and np.all(np.round(minutes[:2]) == 62)
+    assert "about 11 s an epoch, 54 min)" in page and round(minutes[2]) == 54
+    assert np.all(np.abs(minutes[:2] * 60 / 299 - 12) < 0.5) and abs(minutes[2] * 60 / 299 - 11) < 0.5
+
+
+def test_the_tuned_lillicrap_preset_runs_at_the_bounds_stage_1_chose():
+    """Stage 2 (lillicrap2016_tuned) uses the (w, b) with the best validation accuracy of stage 1, as the page says."""
+    study = open_quoted("lillicrap2016_scales")
+    best = 100.0 * study["validation_accuracy"].max("step")
+    best = best.mean([d for d in best.dims if d not in ("init_scale", "feedback_scale")])
+    i, j = np.unravel_index(int(np.argmax(best.values)), best.shape)  # the first maximum in grid order
+    cell = best.isel(init_scale=i, feedback_scale=j)
+    w, b = float(cell.init_scale), float(cell.feedback_scale)
+    assert {(c.init_scale, c.feedback_scale) for c in presets.load("lillicrap2016_tuned").spec().configs()} == {(w, b)}
+    page = re.sub(r"\s+", " ", (ROOT / "docs" / "reproductions.md").read_text())
+    assert f"the best is w = {w:g}, b = {b:g} ({float(cell):.2f} %)" in page
+    reason = study.stop_reason.squeeze(["rule", "n_hidden", "seed"])
+    small_b, b5 = reason.sel(feedback_scale=[0.05, 0.2, 0.5, 1.0]), reason.sel(feedback_scale=5.0)
+    assert (small_b == "epoch_cap").all() and (b5 == "early_stop").all()
+    assert [str(reason.sel(feedback_scale=b, init_scale=w).item()) for b in (2.0, 10.0) for w in (0.01, 0.05, 0.2)] == \
+        ["epoch_cap", "epoch_cap", "early_stop"] * 2
+    assert str(reason.sel(init_scale=w, feedback_scale=b).item()) == "epoch_cap"
+    rise = (best.sel(feedback_scale=2.0) - best.sel(feedback_scale=0.05)).values
+    assert f"rises by {rise.min():.1f} to {rise.max():.1f} points at every w" in page
+    spread = (best.max("init_scale") - best.min("init_scale"))
+    assert f"by at most {float(spread.sel(feedback_scale=slice(0.2, None)).max()):.2f} points from b = 0.2 on" in page
+    assert round(float(spread.sel(feedback_scale=0.05))) == 1
+    assert "updates 130 times smaller than b = 10 does" in page and round(10 / np.sqrt(6 / 1010), -1) == 130

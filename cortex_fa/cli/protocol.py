@@ -42,10 +42,11 @@ def register(subparsers) -> None:
         if name == "study":
             q.add_argument("--selection", required=True, metavar="SEL.nc", help="the file 'protocol select' wrote")
         q.set_defaults(func=select_main if name == "select" else study_main)
-    q = sub.add_parser("combine", help="combine per-depth (or per-seed) study chunks into one study file",
+    q = sub.add_parser("combine", help="combine per-depth, per-seed or per-grid-value study chunks into one study file",
                        description="Join study files that hold different depths of one study (a protocol "
                                    "study run depth by depth), or, at the same depths, different seeds (any "
-                                   "sweep run with --seeds in chunks).")
+                                   "sweep run with --seeds in chunks), or different values of one swept option (a grid "
+                                   "extended later with --grid NAME=...).")
     q.add_argument("parts", nargs="+", metavar="CHUNK.nc", help="study chunks (cortex-fa protocol study --out ...)")
     q.add_argument("--out", required=True, help="study file to write")
     q.set_defaults(func=combine_main)
@@ -164,7 +165,7 @@ def study_main(args) -> int:
 
 
 def combine_main(args) -> int:
-    from cortex_fa.chunks import combine_chunks
+    from cortex_fa.chunks import combine_chunks, joined_dim
     from cortex_fa.cli.run import check_writable
     from cortex_fa.results import open_results, save_results
 
@@ -173,8 +174,9 @@ def combine_main(args) -> int:
     parts = [open_results(p) for p in args.parts]
     study = combine_chunks(parts)
     save_results(study, out)
-    print(f"wrote {out} ({int((study.status != 'missing').sum())} runs; depths "
-          f"{', '.join(map(str, study['n_hidden'].values))})")
+    dim = joined_dim(parts)
+    print(f"wrote {out} ({int((study.status != 'missing').sum())} runs; {'depths' if dim == 'n_hidden' else dim} "
+          f"{', '.join(map(str, study[dim].values))})")
     return 0
 
 
