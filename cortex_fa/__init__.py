@@ -11,7 +11,7 @@ The public API::
 
 from __future__ import annotations
 
-__version__ = "0.2.0"
+__version__ = "0.4.0.dev0"
 
 from cortex_fa.config import RunConfig  # noqa: E402
 from cortex_fa.errors import (  # noqa: E402

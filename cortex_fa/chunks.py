@@ -149,32 +149,56 @@ def combine_chunks(parts) -> xr.Dataset:
     That dim is the depth for per-depth chunks, ``seed`` for a sweep run seed
     by seed, or a swept option (``--grid feedback_scale=1,2`` after
     ``--grid feedback_scale=0.05,0.2``): a grid extended later. Chunks that
-    differ in more than one dim are refused (by :func:`concat_studies`).
+    differ in more than one dim are refused (by :func:`joined_dim`).
     """
     parts = with_single_values_as_dims(list(parts))
     return concat_studies(parts, joined_dim(parts))
 
 
+# Dims of a study that are not run dims, and run options that are not swept options.
+_NOT_RUN_DIMS = ("step", "layer", "snapshot_step", "pair", "unit")
+_NOT_OPTIONS = ("rule", "label", "seed", "hidden", "depth", "width")
+
+
+def _single_values(part) -> dict:
+    """Options that every run of a study shares, with their (scalar) values."""
+    configs = [json.loads(c) for c in np.ravel(part["config"].values) if c] if "config" in part else []
+    if not configs:
+        return {}
+    same = {k: v for k, v in configs[0].items() if k not in _NOT_OPTIONS and isinstance(v, (int, float, str))}
+    return {k: v for k, v in same.items() if all(c.get(k) == v for c in configs[1:])}
+
+
 def with_single_values_as_dims(parts) -> list:
-    """Give a chunk a dim for an option the other chunks sweep and it fixes at one value.
+    """Give a chunk a dim for an option that other chunks set differently and it fixes at one value.
 
     A sweep of one value of an option (``--grid feedback_scale=5``) has no dim
-    for it; the value is read from its runs' ``config`` (all must agree).
+    for it; the value is read from its runs' ``config`` (all must agree). An
+    option becomes a dim where another chunk sweeps it, or, when the chunks
+    agree in every dim, where two chunks fix it at different values.
     """
-    dims = dict.fromkeys(d for p in parts for d in p.dims if d not in _NOT_RUN_DIMS)
+    fixed = [_single_values(p) for p in parts]
+    names = dict.fromkeys(d for p in parts for d in p.dims if d not in _NOT_RUN_DIMS)
+    if not _differing_dims(parts):  # e.g. --grid b=5 today, --grid b=10 tomorrow
+        names.update(dict.fromkeys(k for f in fixed for k in f if len({json.dumps(g.get(k)) for g in fixed}) > 1))
     out = []
-    for part in parts:
-        for name in (d for d in dims if d not in part.dims and "config" in part):
-            values = {json.dumps(json.loads(c).get(name)) for c in np.ravel(part["config"].values) if c}
-            value = json.loads(values.pop()) if len(values) == 1 else None
-            if value is not None:  # the new dim goes after the other run dims, as a sweep lays them out
-                order = [*part["status"].dims, name]
-                part = part.expand_dims({name: [value]}).transpose(*order, ...)
+    for part, values in zip(parts, fixed):
+        for name in (n for n in names if n not in part.dims and n in values):
+            # the new dim goes after the other run dims, as a sweep lays them out
+            order = [*part["status"].dims, name]
+            part = part.drop_vars(name, errors="ignore").expand_dims({name: [values[name]]}).transpose(*order, ...)
         out.append(part)
     return out
 
 
-_NOT_RUN_DIMS = ("step", "layer", "snapshot_step", "pair", "unit")
+def _differing_dims(parts) -> list[str]:
+    """Run dims whose values are not the same in every part (or that some parts lack)."""
+    if len(parts) < 2:
+        return []
+    first = parts[0]
+    dims = dict.fromkeys(d for p in parts for d in p.dims if d not in _NOT_RUN_DIMS)
+    return [d for d in dims if d not in first.dims or any(
+        d not in p.dims or p[d].values.tolist() != first[d].values.tolist() for p in parts[1:])]
 
 
 def joined_dim(parts) -> str:
@@ -185,12 +209,7 @@ def joined_dim(parts) -> str:
     ResultsError
         The parts differ in more than one run dim.
     """
-    if len(parts) < 2:
-        return DEPTH
-    first = parts[0]
-    dims = dict.fromkeys(d for p in parts for d in p.dims if d not in _NOT_RUN_DIMS)
-    differ = [d for d in dims if d not in first.dims or any(
-        d not in p.dims or p[d].values.tolist() != first[d].values.tolist() for p in parts[1:])]
+    differ = _differing_dims(parts)
     if len(differ) > 1:
         raise ResultsError(f"the chunks differ in {' and '.join(differ)}; chunks of one study differ in one "
                            "run dim only (the depth, the seed or one swept option)")

@@ -218,6 +218,14 @@ def test_a_grid_study_split_by_grid_value_combines_back_unchanged():
         part.attrs = {**study.attrs, "n_runs": int((part["status"] != "missing").sum())}
     assert "lr" not in single.dims and "lr" not in single.coords
     xr.testing.assert_identical(study, combine_chunks([rest, single]))
+    # two chunks that each fixed one rate (--grid lr=A today, --grid lr=B tomorrow)
+    one, other = (study.sel(lr=[r]).squeeze("lr", drop=True) for r in rates[:2])
+    for part in (one, other):
+        part.attrs = {**study.attrs, "n_runs": int((part["status"] != "missing").sum())}
+    got, want = combine_chunks([other, one]), study.sel(lr=rates[:2]).copy()
+    assert got.attrs["n_runs"] == int((want["status"] != "missing").sum())
+    got.attrs, want.attrs = {}, {}  # the study-level attrs (a sweep's grid) are the parts', joined
+    xr.testing.assert_identical(want, got)
     depths = study["n_hidden"].values.tolist()
     with pytest.raises(ResultsError, match="the chunks differ in n_hidden and lr"):  # refused, not guessed
         combine_chunks([study.sel(lr=rates[:2], n_hidden=depths[:1]), study.sel(lr=rates[2:], n_hidden=depths[1:])])

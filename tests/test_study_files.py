@@ -161,8 +161,8 @@ def test_the_reproductions_status_table_matches_the_committed_preset_studies():
 def test_the_count_of_reproduced_papers_is_what_the_committed_files_say():
     """docs/reproductions.md counts publications only: a peer measurement is never a reproduced paper."""
     text = re.sub(r"\s+", " ", (ROOT / "docs" / "reproductions.md").read_text())
-    m = re.search(r"Of the (\d+) published numbers measured so far, \*\*(\d+) are reproduced, (\d+) not "
-                  r"reproduced and (\d+) undetermined\*\*", text)
+    m = re.search(r"Of the (\d+) measurements of a published number so far \([^)]*\), \*\*(\d+) (?:is|are) "
+                  r"reproduced, (\d+) not reproduced and (\d+) undetermined\*\*", text)
     assert m, "the count sentence is missing"
     rows = [row for name in presets.available() if preset_study(name) is not None
             for row in presets.load(name).compare(preset_study(name))]
@@ -451,3 +451,28 @@ def test_the_tuned_lillicrap_preset_runs_at_the_bounds_stage_1_chose():
     assert f"by at most {float(spread.sel(feedback_scale=slice(0.2, None)).max()):.2f} points from b = 0.2 on" in page
     assert round(float(spread.sel(feedback_scale=0.05))) == 1
     assert "updates 130 times smaller than b = 10 does" in page and round(10 / np.sqrt(6 / 1010), -1) == 130
+
+
+def test_the_tuned_lillicrap_paragraph_is_what_its_file_says():
+    """Stage 2 prose: how the runs ended, bp still learning, fa minus bp paired in images, the cost."""
+    from cortex_fa import verdicts
+    from cortex_fa.training_time import hours_minutes, training_time
+
+    study = open_quoted("lillicrap2016_tuned")
+    page = re.sub(r"\s+", " ", (ROOT / "docs" / "reproductions.md").read_text())
+    reason = study.stop_reason.squeeze("n_hidden")
+    assert (reason.sel(rule="bp") == "epoch_cap").all() and (reason.sel(rule="fa") == "early_stop").all()
+    fa_row = next(r for r in presets.load("lillicrap2016_tuned").compare(study) if r["rule"] == "fa")
+    lo, hi = fa_row["lo"] - fa_row["published"], fa_row["hi"] - fa_row["published"]
+    assert f"[{lo:+.2f}, {hi:+.2f}] inside the 0.3-point margin (its lower end by {lo + 0.3:.2f} points)" in page
+    bp = study.sel(rule="bp").squeeze("n_hidden")
+    error_at = {e: float((100 * (1 - bp.test_accuracy.sel(step=int(e * bp.steps_per_epoch.max())))).mean())
+                for e in (250, 300)}
+    assert f"its test error still falling ({error_at[250]:.2f} % at epoch 250, {error_at[300]:.2f} % at 300" in page
+    count = verdicts.misclassified(study).squeeze("n_hidden")
+    mean, lo, hi, _ = analysis.t_interval((count.sel(rule="fa") - count.sel(rule="bp")).values)
+    assert f"fa makes {mean:.1f} [{lo:.1f}, {hi:+.1f}] more test errors than bp" in page and lo < 0 < hi
+    config = presets.load("lillicrap2016_tuned").spec().configs()[0]
+    assert "a thousand times larger" in page and config.feedback_scale / config.init_scale == 1000
+    (row,) = training_time([("tuned", study)])
+    assert f"{hours_minutes(row['seconds'])} of training for the six runs" in page and row["runs"] == 6
