@@ -74,3 +74,30 @@ def choose_option(study: xr.Dataset, dim: str = "lr") -> xr.Dataset:
     ok = score.notnull().any(dim)
     chosen = score[dim].isel({dim: score.fillna(-np.inf).argmax(dim)}).where(ok)
     return xr.Dataset({"score": score, "chosen": chosen.reset_coords(drop=True)})
+
+
+def choose_cell(study: xr.Dataset, dims) -> xr.Dataset:
+    """Per rule, the joint values of several swept options with the best validation accuracy.
+
+    Choosing each option on its own score (:func:`choose_option`, averaged
+    over the others) can pick a cell that is not the best one: with a forward
+    bound w and a feedback bound b swept together, the w that is best on
+    average over b need not be best at the best b. Scores as in
+    :func:`choose_option`, averaged over depths and seeds only.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``score`` (rule x ``dims``, percent) and ``chosen_<dim>`` per rule and
+        dim (the first best cell in grid order; NaN if none was validated).
+    """
+    dims = list(dims)
+    best = 100.0 * study["validation_accuracy"].max("step", skipna=True)
+    score = best.mean([d for d in best.dims if d not in ("rule", *dims)], skipna=True)
+    stacked = score.stack(cell=dims)
+    ok = stacked.notnull().any("cell")
+    pick = stacked.isel(cell=stacked.fillna(-np.inf).argmax("cell"))
+    out = xr.Dataset({"score": score})
+    for dim in dims:
+        out[f"chosen_{dim}"] = pick[dim].reset_coords(drop=True).where(ok)
+    return out

@@ -155,3 +155,52 @@ def test_bad_selection_options(options, expect):
     with pytest.raises(ConfigError) as info:
         RunConfig(rule="fa", **options)
     assert expect in str(info.value) and "\n" not in str(info.value)
+
+
+def _grid_study(best):
+    """A study of one rule over init_scale x feedback_scale (and 2 seeds) whose best validation accuracies are ``best``."""
+    best = np.asarray(best, dtype=float)  # (w, b)
+    acc = np.stack([best * 0.5, best, best * 0.9], axis=-1)[None, :, :, None, :].repeat(2, axis=3)
+    dims = ("rule", "init_scale", "feedback_scale", "seed", "step")
+    return xr.Dataset({"validation_accuracy": (dims, acc)},
+                      coords={"rule": ["fa"], "init_scale": [0.01, 0.2], "feedback_scale": [0.1, 1.0, 10.0],
+                              "seed": [0, 1], "step": [0, 1, 2]})
+
+
+def test_the_joint_choice_is_the_best_cell_where_the_marginal_choices_are_not():
+    """w = 0.2 is best on average over b, but the best cell is w = 0.01 at b = 10 (as in Lillicrap's ablation)."""
+    study = _grid_study([[0.90, 0.95, 0.99],
+                         [0.96, 0.97, 0.97]])
+    assert float(selection.choose_option(study, "init_scale").chosen.item()) == 0.2  # marginal: mean over b
+    cell = selection.choose_cell(study, ["init_scale", "feedback_scale"])
+    assert (float(cell.chosen_init_scale.item()), float(cell.chosen_feedback_scale.item())) == (0.01, 10.0)
+    np.testing.assert_allclose(cell.score.sel(rule="fa").values, 100 * np.array([[0.90, 0.95, 0.99],
+                                                                                 [0.96, 0.97, 0.97]]))
+    # a tie goes to the first cell in grid order; a rule never validated has no choice
+    tie = selection.choose_cell(_grid_study([[0.9, 0.97, 0.9], [0.97, 0.9, 0.9]]), ["init_scale", "feedback_scale"])
+    assert (float(tie.chosen_init_scale.item()), float(tie.chosen_feedback_scale.item())) == (0.01, 1.0)
+    empty = selection.choose_cell(_grid_study(np.full((2, 3), np.nan)), ["init_scale", "feedback_scale"])
+    assert np.isnan(float(empty.chosen_init_scale.item()))
+
+
+def test_the_report_names_the_best_cell_of_a_two_option_grid():
+    """On the committed stage 1 of Lillicrap's scale ablation: marginal per-option tables, the best cell named."""
+    from pathlib import Path
+
+    from cortex_fa.chunks import combine_chunks
+    from cortex_fa.cli.report import build_tables
+    from cortex_fa.results import open_results
+
+    folder = Path(__file__).resolve().parent.parent / "docs" / "data" / "lillicrap2016_scales"
+    study = combine_chunks([open_results(p) for p in sorted(folder.glob("study_*.nc"))])
+    tables = {t.name: t for t in build_tables(study)}
+    cell = selection.choose_cell(study, ["init_scale", "feedback_scale"])
+    w, b = float(cell.chosen_init_scale.item()), float(cell.chosen_feedback_scale.item())
+    assert f"best cell per rule: fa: init_scale={w:g}, feedback_scale={b:g}" in tables["choose_cell"].title
+    assert tables["choose_cell"].data.shape == (3, 7)  # w rows, b columns
+    marginal = selection.choose_option(study, "init_scale").chosen.item()
+    assert marginal != w  # why the joint choice is needed: the marginal w is another one
+    page = " ".join((folder.parent.parent / "reproductions.md").read_text().split())
+    assert f"would pick w = {marginal:g}, the best w on average over b" in page
+    assert "marginal: mean over feedback_scale too" in tables["choose_init_scale"].title
+    assert "chosen" not in tables["choose_init_scale"].title

@@ -72,6 +72,10 @@ def _selection_tables(study) -> list[Table]:
     ]
 
 
+def _value(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def build_tables(study, *, margin=0.5, reference="bp", metric=None, replay=()) -> list[Table]:
     """Every table of the report, in order: the headline error first."""
     from cortex_fa import analysis, selection
@@ -83,14 +87,21 @@ def build_tables(study, *, margin=0.5, reference="bp", metric=None, replay=()) -
     tables = [interval(s, k, "n_hidden", f"{k}_error", ERROR_TITLES[k]) for k in kinds]
     if validated:
         tables += _selection_tables(study)
-        for dim in (d for d in study["status"].dims if d not in ("rule", "n_hidden", "seed", *RUN_INTERNAL_DIMS)):
+        options = [d for d in study["status"].dims if d not in ("rule", "n_hidden", "seed", *RUN_INTERNAL_DIMS)]
+        for dim in options:
             choice = selection.choose_option(study, dim)
-            table = wide(choice.score, dim, ".2f", f"choose_{dim}",
-                         f"Best validation accuracy (%) per {dim}, mean over depths and seeds; "
-                         f"chosen {dim} per rule: " + ", ".join(
-                             f"{r}={v:g}" if isinstance(v, float) else f"{r}={v}"
-                             for r, v in zip(choice.rule.values, choice.chosen.values)))
-            tables.append(table)
+            chosen = ("chosen " + dim + " per rule: " + ", ".join(
+                f"{r}={_value(v)}" for r, v in zip(choice.rule.values, choice.chosen.values))
+                if len(options) == 1 else f"marginal: mean over {', '.join(o for o in options if o != dim)} too")
+            tables.append(wide(choice.score, dim, ".2f", f"choose_{dim}",
+                               f"Best validation accuracy (%) per {dim}, mean over depths and seeds; {chosen}"))
+        if len(options) > 1:  # several options: the choice is a cell of their grid, not one value per option
+            cell = selection.choose_cell(study, options)
+            best = "; ".join(f"{r}: " + ", ".join(f"{d}={_value(cell[f'chosen_{d}'].sel(rule=r).item())}"
+                                                   for d in options) for r in cell.rule.values)
+            tables.append(wide(cell.score, options[-1], ".2f", "choose_cell",
+                               f"Best validation accuracy (%) per {' x '.join(options)} cell, mean over depths "
+                               f"and seeds; best cell per rule: {best}"))
     tables += protocol_tables(study)
     if reference in study["rule"].values:
         from cortex_fa import verdicts
