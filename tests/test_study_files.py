@@ -451,6 +451,13 @@ def test_the_tuned_lillicrap_preset_runs_at_the_bounds_stage_1_chose():
     assert f"by at most {float(spread.sel(feedback_scale=slice(0.2, None)).max()):.2f} points from b = 0.2 on" in page
     assert round(float(spread.sel(feedback_scale=0.05))) == 1
     assert "updates 130 times smaller than b = 10 does" in page and round(10 / np.sqrt(6 / 1010), -1) == 130
+    from cortex_fa.training_time import hours_minutes, training_time
+
+    chunks = sorted((DATA / "lillicrap2016_scales").glob("study_*.nc"))
+    rows = training_time((p.name, open_results(p)) for p in chunks)
+    total = hours_minutes(sum(r["seconds"] for r in rows))
+    assert f"holds the {['', 'one', 'two', 'three', 'four', 'five'][len(chunks)]} chunks: 21 runs, {total} of training" \
+        in page and sum(r["counted"] for r in rows) == 21 == int((study.status != "missing").sum())
 
 
 def test_the_tuned_lillicrap_paragraph_is_what_its_file_says():
