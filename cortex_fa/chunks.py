@@ -151,8 +151,13 @@ def combine_chunks(parts) -> xr.Dataset:
     ``--grid feedback_scale=0.05,0.2``): a grid extended later. Chunks that
     differ in more than one dim are refused (by :func:`joined_dim`).
     """
+    return concat_studies(*chunk_plan(parts))
+
+
+def chunk_plan(parts) -> tuple[list, str]:
+    """The parts as :func:`combine_chunks` joins them (single-valued options as dims) and the dim it joins along."""
     parts = with_single_values_as_dims(list(parts))
-    return concat_studies(parts, joined_dim(parts))
+    return parts, joined_dim(parts)
 
 
 # Dims of a study that are not run dims, and run options that are not swept options.

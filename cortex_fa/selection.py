@@ -68,12 +68,8 @@ def choose_option(study: xr.Dataset, dim: str = "lr") -> xr.Dataset:
         from cortex_fa.errors import ResultsError
 
         raise ResultsError(f"'{dim}' is not a swept dimension of the study (dims: {', '.join(map(str, study.dims))})")
-    best = 100.0 * study["validation_accuracy"].max("step", skipna=True)
-    others = [d for d in best.dims if d not in ("rule", dim)]
-    score = best.mean(others, skipna=True)
-    ok = score.notnull().any(dim)
-    chosen = score[dim].isel({dim: score.fillna(-np.inf).argmax(dim)}).where(ok)
-    return xr.Dataset({"score": score, "chosen": chosen.reset_coords(drop=True)})
+    cell = choose_cell(study, [dim])
+    return xr.Dataset({"score": cell["score"], "chosen": cell[f"chosen_{dim}"]})
 
 
 def choose_cell(study: xr.Dataset, dims) -> xr.Dataset:

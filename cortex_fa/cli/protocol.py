@@ -165,15 +165,13 @@ def study_main(args) -> int:
 
 
 def combine_main(args) -> int:
-    from cortex_fa.chunks import concat_studies, joined_dim, with_single_values_as_dims
+    from cortex_fa.chunks import chunk_plan, concat_studies
     from cortex_fa.cli.run import check_writable
     from cortex_fa.results import open_results, save_results
 
     out = Path(args.out)
     check_writable(out)
-    parts = [open_results(p) for p in args.parts]
-    parts = with_single_values_as_dims(parts)
-    dim = joined_dim(parts)
+    parts, dim = chunk_plan(open_results(p) for p in args.parts)
     study = concat_studies(parts, dim)
     save_results(study, out)
     print(f"wrote {out} ({int((study.status != 'missing').sum())} runs; {'depths' if dim == 'n_hidden' else dim} "
