@@ -3,7 +3,7 @@
 A long study is run in chunks that each fit a working session (``cortex-fa
 protocol study --depths 7`` today, ``--depths 5,6`` tomorrow; or a sweep
 ``--seeds 0`` today, ``--seeds 1,2`` tomorrow; or a grid extended by
-``--grid NAME=...`` with new values);
+``--grid NAME=...`` with new values; or a depth and a seed at a time);
 :func:`combine_chunks` joins their files into the study file one run would
 have written. Per-cell variables (``chosen_lr``, ``selection_score``, ...)
 are joined with the runs; variables without the joined dim must agree.
@@ -144,20 +144,55 @@ def _fill(parts) -> dict:
 
 
 def combine_chunks(parts) -> xr.Dataset:
-    """Chunk files of one study -> the study, joined along the one run dim in which they differ.
+    """Chunk files of one study -> the study, joined along the run dims in which they differ.
 
     That dim is the depth for per-depth chunks, ``seed`` for a sweep run seed
     by seed, or a swept option (``--grid feedback_scale=1,2`` after
-    ``--grid feedback_scale=0.05,0.2``): a grid extended later. Chunks that
-    differ in more than one dim are refused (by :func:`joined_dim`).
+    ``--grid feedback_scale=0.05,0.2``): a grid extended later. Chunks may
+    differ in several dims when they tile a grid, e.g. one chunk per depth
+    and seed (see :func:`combine_planned`).
     """
-    return concat_studies(*chunk_plan(parts))
+    return combine_planned(*chunk_plan(parts))
 
 
-def chunk_plan(parts) -> tuple[list, str]:
-    """The parts as :func:`combine_chunks` joins them (single-valued options as dims) and the dim it joins along."""
+def chunk_plan(parts) -> tuple[list, list[str]]:
+    """The parts as :func:`combine_chunks` joins them (single-valued options as dims) and the dims they differ in."""
     parts = with_single_values_as_dims(list(parts))
-    return parts, joined_dim(parts)
+    return parts, _differing_dims(parts) or [DEPTH]
+
+
+def combine_planned(parts, dims) -> xr.Dataset:
+    """Join ``parts`` along ``dims``: one dim by :func:`concat_studies`, several as blocks of a grid.
+
+    Chunks that differ in several dims must tile their grid: one chunk per
+    depth and seed, or chunks of several rules at one depth beside one chunk
+    per rule at another. The blocks are joined along an inner dim first
+    (each group of parts that agree in the other dims), then the groups
+    along the rest; every dim is tried as the inner one.
+
+    Raises
+    ------
+    ResultsError
+        The parts differ in several dims and do not tile a grid, or as
+        :func:`concat_studies`.
+    """
+    if len(dims) == 1:
+        return concat_studies(parts, dims[0])
+    for inner in dims:
+        others = [d for d in dims if d != inner]
+        groups: dict[str, list] = {}
+        for part in parts:  # parts with the same values of every other dim form one block
+            key = json.dumps([part[d].values.tolist() if d in part.dims else None for d in others], default=str)
+            groups.setdefault(key, []).append(part)
+        if len(groups) == len(parts):
+            continue  # no two parts differ in the inner dim alone: it is not inner
+        try:
+            blocks = [concat_studies(group, inner) for group in groups.values()]
+            return combine_planned(blocks, _differing_dims(blocks) or [DEPTH])
+        except ResultsError:
+            continue
+    raise ResultsError(f"the chunks differ in {' and '.join(dims)} and do not tile a grid of them; give one chunk "
+                       "per cell of the grid (e.g. per depth and seed), each holding the same values of the other dims")
 
 
 # Dims of a study that are not run dims, and run options that are not swept options.
@@ -204,21 +239,6 @@ def _differing_dims(parts) -> list[str]:
     dims = dict.fromkeys(d for p in parts for d in p.dims if d not in _NOT_RUN_DIMS)
     return [d for d in dims if d not in first.dims or any(
         d not in p.dims or p[d].values.tolist() != first[d].values.tolist() for p in parts[1:])]
-
-
-def joined_dim(parts) -> str:
-    """The one run dim whose values differ between the parts (the depth if none does).
-
-    Raises
-    ------
-    ResultsError
-        The parts differ in more than one run dim.
-    """
-    differ = _differing_dims(parts)
-    if len(differ) > 1:
-        raise ResultsError(f"the chunks differ in {' and '.join(differ)}; chunks of one study differ in one "
-                           "run dim only (the depth, the seed or one swept option)")
-    return differ[0] if differ else DEPTH
 
 
 def split_by_depth(study: xr.Dataset) -> list[xr.Dataset]:

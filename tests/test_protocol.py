@@ -194,11 +194,38 @@ def test_a_study_split_by_seed_combines_back_unchanged():
     assert study.attrs == again.attrs
 
 
+def test_a_study_run_a_depth_and_a_seed_at_a_time_combines_back_unchanged():
+    """Chunks that tile depth x seed (and blocks of several rules beside one rule each) join into the study."""
+    from pathlib import Path
+
+    from cortex_fa.chunks import chunk_plan, combine_chunks
+    from cortex_fa.results import open_results
+
+    study = open_results(Path(__file__).resolve().parents[1] / "docs/data/depth_study_converged.nc")
+    depths, seeds, rules = (study[d].values.tolist() for d in ("n_hidden", "seed", "rule"))
+
+    def chunk(**at):
+        part = study.sel(at)
+        part.attrs = {**study.attrs, "n_runs": int((part["status"] != "missing").sum())}
+        return part
+
+    cells = [chunk(n_hidden=[d], seed=[s]) for s in seeds[::-1] for d in depths[::-1]]  # out of order
+    assert set(chunk_plan(cells)[1]) == {"n_hidden", "seed"}
+    again = combine_chunks(cells)
+    xr.testing.assert_identical(study, again)
+    assert study.attrs == again.attrs
+    # the deepest depth run a rule at a time, beside the other depths run whole
+    parts = [chunk(n_hidden=depths[:-1])] + [chunk(n_hidden=depths[-1:], rule=[r]) for r in rules]
+    xr.testing.assert_identical(study, combine_chunks(parts))
+    with pytest.raises(ResultsError, match="differ in n_hidden and seed and do not tile a grid"):  # a cell is missing
+        combine_chunks(cells[1:])
+
+
 def test_a_grid_study_split_by_grid_value_combines_back_unchanged():
     """A grid extended later (``--grid lr=...`` with new values) joins along the swept option, sorted."""
     from pathlib import Path
 
-    from cortex_fa.chunks import combine_chunks, joined_dim
+    from cortex_fa.chunks import chunk_plan, combine_chunks
     from cortex_fa.results import open_results
 
     study = open_results(Path(__file__).resolve().parents[1] / "docs/data/lr_grid_240.nc")
@@ -208,7 +235,7 @@ def test_a_grid_study_split_by_grid_value_combines_back_unchanged():
         part = study.sel(lr=lrs)
         part.attrs = {**study.attrs, "n_runs": int((part["status"] != "missing").sum())}
         parts.append(part)
-    assert joined_dim(parts) == "lr"
+    assert chunk_plan(parts)[1] == ["lr"]
     again = combine_chunks(parts)
     xr.testing.assert_identical(study, again)
     assert again.attrs["n_runs"] == study.attrs["n_runs"]
@@ -227,7 +254,7 @@ def test_a_grid_study_split_by_grid_value_combines_back_unchanged():
     got.attrs, want.attrs = {}, {}  # the study-level attrs (a sweep's grid) are the parts', joined
     xr.testing.assert_identical(want, got)
     depths = study["n_hidden"].values.tolist()
-    with pytest.raises(ResultsError, match="the chunks differ in n_hidden and lr"):  # refused, not guessed
+    with pytest.raises(ResultsError, match="the chunks differ in n_hidden and lr and do not tile"):  # refused, not guessed
         combine_chunks([study.sel(lr=rates[:2], n_hidden=depths[:1]), study.sel(lr=rates[2:], n_hidden=depths[1:])])
 
 
@@ -268,7 +295,7 @@ def test_chunks_that_are_not_one_study_are_refused(variant_runs):
     other = study.sel(n_hidden=[2]).assign_attrs(data_sha256="other")
     with pytest.raises(ResultsError, match="data_sha256"):
         combine_chunks([study.sel(n_hidden=[1]), other])
-    with pytest.raises(ResultsError, match="the chunks differ in n_hidden and seed; chunks of one study differ in one"):
+    with pytest.raises(ResultsError, match="the chunks differ in n_hidden and seed and do not tile a grid"):
         combine_chunks([study.sel(n_hidden=[1]), study.sel(n_hidden=[2], seed=[0])])
 
 

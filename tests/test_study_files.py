@@ -85,6 +85,15 @@ def expected_cell(study, kind, rule, column):
         return f"{float(choice.score.sel(rule=rule, lr=float(column.split()[1]))):.2f}"
     if kind == "schedule_ablation":  # rows 'RULE SCHEDULE' at the study's one depth; headers below
         return schedule_ablation_cell(study, *rule.split(), column)
+    if kind == "ending":  # header 'depth N': per seed, how the run ended and after how many epochs
+        at = dict(rule=rule, n_hidden=int(column.split()[1]))
+        epochs = analysis.epoch_of(study).where(np.isfinite(study["test_accuracy"])).max("step").sel(**at)
+        return "; ".join(f"{study['stop_reason'].sel(**at, seed=s).item()} after {float(epochs.sel(seed=s)):g}"
+                         for s in study.seed.values if study["status"].sel(**at, seed=s).item() != "missing")
+    if kind.endswith("_end"):  # rows 'RULE depth N', header 'layer K': a metric's last value, mean over seeds
+        name, depth = rule.split()[0], int(rule.split()[2])
+        value = analysis.final_value(study, kind[:-len("_end")]).sel(rule=name, n_hidden=depth)
+        return f"{float(value.sel(layer=int(column.split()[1])).mean('seed')):.1f}"
     if kind == "preset_comparison":  # NAME is the preset; headers published/measured/shortfall/verdict
         return comparison_cells(study.attrs["preset_name"], rule)[column.split()[0]]
     raise AssertionError(f"no recipe for table kind {kind!r}")

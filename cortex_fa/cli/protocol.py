@@ -42,11 +42,12 @@ def register(subparsers) -> None:
         if name == "study":
             q.add_argument("--selection", required=True, metavar="SEL.nc", help="the file 'protocol select' wrote")
         q.set_defaults(func=select_main if name == "select" else study_main)
-    q = sub.add_parser("combine", help="combine per-depth, per-seed or per-grid-value study chunks into one study file",
+    q = sub.add_parser("combine", help="combine per-depth, per-seed or per-grid-value study chunks (or a grid of them) into one study file",
                        description="Join study files that hold different depths of one study (a protocol "
                                    "study run depth by depth), or, at the same depths, different seeds (any "
                                    "sweep run with --seeds in chunks), or different values of one swept option (a grid "
-                                   "extended later with --grid NAME=...).")
+                                   "extended later with --grid NAME=...), or a grid of such chunks (one per depth and "
+                                   "seed).")
     q.add_argument("parts", nargs="+", metavar="CHUNK.nc", help="study chunks (cortex-fa protocol study --out ...)")
     q.add_argument("--out", required=True, help="study file to write")
     q.set_defaults(func=combine_main)
@@ -165,17 +166,17 @@ def study_main(args) -> int:
 
 
 def combine_main(args) -> int:
-    from cortex_fa.chunks import chunk_plan, concat_studies
+    from cortex_fa.chunks import chunk_plan, combine_planned
     from cortex_fa.cli.run import check_writable
     from cortex_fa.results import open_results, save_results
 
     out = Path(args.out)
     check_writable(out)
-    parts, dim = chunk_plan(open_results(p) for p in args.parts)
-    study = concat_studies(parts, dim)
+    parts, dims = chunk_plan(open_results(p) for p in args.parts)
+    study = combine_planned(parts, dims)
     save_results(study, out)
-    print(f"wrote {out} ({int((study.status != 'missing').sum())} runs; {'depths' if dim == 'n_hidden' else dim} "
-          f"{', '.join(map(str, study[dim].values))})")
+    joined = "; ".join(f"{'depths' if d == 'n_hidden' else d} {', '.join(map(str, study[d].values))}" for d in dims)
+    print(f"wrote {out} ({int((study.status != 'missing').sum())} runs; {joined})")
     return 0
 
 
