@@ -41,20 +41,22 @@ def test_the_chunks_and_their_cost_are_what_the_page_says(page, studies):
 
     assert [s.seed.values.tolist() for s in studies.values()] == [[0], [0]]
     assert studies["nokland2016_table1_240"].n_hidden.values.tolist() == [7]
-    assert studies["nokland2016_table1_800"].n_hidden.values.tolist() == [1, 2]
+    depths = studies["nokland2016_table1_800"].n_hidden.values.tolist()
+    where = {(1, 2): "at 7 x 240 and at 1 and 2 x 800", (1, 2, 3, 4): "at every shape"}[tuple(depths)]
     chunks = sorted(DATA.glob("nokland2016_table1_*/study_*.nc"))
     rows = training_time((p.name, open_results(p)) for p in chunks)
     runs = sum(r["counted"] for r in rows)
     total = hours_minutes(sum(r["seconds"] for r in rows))
-    assert f"**Seed 0 has run** at 7 x 240 and at 1 and 2 x 800 ({runs} runs, {total} of training)" in page
-    assert runs == 9 == sum(int((s.status == "ok").sum()) for s in studies.values())
+    assert f"**Seed 0 has run** {where} ({runs} runs, {total} of training)" in page
+    assert runs == 3 * (1 + len(depths)) == sum(int((s.status == "ok").sum()) for s in studies.values())
 
 
 def test_the_800_unit_shapes_end_close_together_and_fit_the_training_set(page, studies):
     study = studies["nokland2016_table1_800"]
     error = final_errors(study)
     spread = float((error.max("rule") - error.min("rule")).max())
-    assert f"the three rules end within {spread:.2f} points of one another at both depths" in page
+    every = "at both depths" if study.sizes["n_hidden"] == 2 else "at every depth"
+    assert f"the three rules end within {spread:.2f} points of one another {every}" in page
     assert (study.stop_reason == "train_error_target").all()
     train_error = 100 * (1 - analysis.final_value(study, "train_accuracy"))
     assert (train_error <= 0.01 + 1e-9).all()
@@ -63,11 +65,13 @@ def test_the_800_unit_shapes_end_close_together_and_fit_the_training_set(page, s
 def test_the_7_column_shape_spreads_the_rules_and_only_fa_misses_the_target(page, studies):
     study = studies["nokland2016_table1_240"]
     count = verdicts.misclassified(study).sel(seed=0, n_hidden=7)
-    dfa_below, fa_above = int(count.sel(rule="bp") - count.sel(rule="dfa")), int(count.sel(rule="fa") - count.sel(rule="bp"))
-    assert f"dfa ends {dfa_below / 100:.2f} points ({dfa_below} test images) below bp and fa {fa_above / 100:.2f} points" \
-        " above it" in page and dfa_below > 0 and fa_above > 0
+    dfa_below = int(count.sel(rule="bp") - count.sel(rule="dfa"))
+    fa_above = int(count.sel(rule="fa") - count.sel(rule="bp"))
+    assert f"dfa ends {dfa_below / 100:.2f} points ({dfa_below} test images) below bp and " \
+        f"fa {fa_above / 100:.2f} points above it" in page and dfa_below > 0 and fa_above > 0
     reason = study.stop_reason.sel(n_hidden=7, seed=0)
-    assert reason.sel(rule="fa").item() == "epoch_cap" and (reason.sel(rule=["bp", "dfa"]) == "train_error_target").all()
+    assert reason.sel(rule="fa").item() == "epoch_cap"
+    assert (reason.sel(rule=["bp", "dfa"]) == "train_error_target").all()
     fa_train = 100 * (1 - float(analysis.final_value(study, "train_accuracy").sel(rule="fa", n_hidden=7, seed=0)))
     assert f"(its running training error in the last epoch {fa_train:.3f} %)" in page and fa_train > 0.01
     # one seed gives no interval, so no verdict; the neighbouring recipe's seed spread is quoted for scale
