@@ -178,6 +178,7 @@ def combine_planned(parts, dims) -> xr.Dataset:
     """
     if len(dims) == 1:
         return concat_studies(parts, dims[0])
+    join_attrs([p.attrs for p in parts])  # parts of different studies are refused as such, not as a bad grid
     for inner in dims:
         others = [d for d in dims if d != inner]
         groups: dict[str, list] = {}

@@ -219,6 +219,8 @@ def test_a_study_run_a_depth_and_a_seed_at_a_time_combines_back_unchanged():
     xr.testing.assert_identical(study, combine_chunks(parts))
     with pytest.raises(ResultsError, match="differ in n_hidden and seed and do not tile a grid"):  # a cell is missing
         combine_chunks(cells[1:])
+    with pytest.raises(ResultsError, match="the chunks differ in data_sha256"):  # another study's cell, named as such
+        combine_chunks(cells[:-1] + [cells[-1].assign_attrs(data_sha256="other")])
 
 
 def test_a_grid_study_split_by_grid_value_combines_back_unchanged():

@@ -42,7 +42,8 @@ def register(subparsers) -> None:
         if name == "study":
             q.add_argument("--selection", required=True, metavar="SEL.nc", help="the file 'protocol select' wrote")
         q.set_defaults(func=select_main if name == "select" else study_main)
-    q = sub.add_parser("combine", help="combine per-depth, per-seed or per-grid-value study chunks (or a grid of them) into one study file",
+    q = sub.add_parser("combine", help="combine per-depth, per-seed or per-grid-value study chunks (or a grid of "
+                                       "them) into one study file",
                        description="Join study files that hold different depths of one study (a protocol "
                                    "study run depth by depth), or, at the same depths, different seeds (any "
                                    "sweep run with --seeds in chunks), or different values of one swept option (a grid "
