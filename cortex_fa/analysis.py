@@ -101,6 +101,11 @@ def epoch_of(study: xr.Dataset) -> xr.DataArray:
     return ep.broadcast_like(study["test_accuracy"])
 
 
+def epochs_trained(study: xr.Dataset) -> xr.DataArray:
+    """The last epoch at which each run logged a test accuracy (NaN for a run that logged none)."""
+    return _over(epoch_of(study).where(np.isfinite(study["test_accuracy"])), "step", last_finite)
+
+
 def _status(study):
     return study["status"] if "status" in study else xr.full_like(study["test_accuracy"].isel(step=0), "ok", dtype=object)
 

@@ -190,6 +190,24 @@ def test_report_cli_prints_and_writes_tables(tmp_path, capsys):
     assert (tmp_path / "study.epochs_to_0.95.csv").exists() and (tmp_path / "study.gradient_flow.csv").exists()
 
 
+def test_epochs_trained_is_the_last_logged_epoch_of_each_run(tmp_path, capsys):
+    from cortex_fa.cli import main
+    from cortex_fa.results import save_results
+
+    study = make_study({"bp": [[0.98] * 2], "fa": [[0.97] * 2]}, depths=(1,), seeds=(0, 1))
+    study["test_accuracy"][1, 0, 0, -1] = np.nan  # fa seed 0 stopped one log early
+    study["test_accuracy"][0, 0, 1, 2] = np.nan  # a gap mid-run does not shorten bp seed 1
+    trained = analysis.epochs_trained(study).sel(n_hidden=1)
+    assert trained.sel(rule="bp").values.tolist() == [STEPS[-1] / 10] * 2
+    assert trained.sel(rule="fa").values.tolist() == [STEPS[-2] / 10, STEPS[-1] / 10]
+    study.attrs.update(title="cortex_fa results", cortex_fa_version="0.1.0", Conventions="CF-1.8")
+    save_results(study, tmp_path / "study.nc")
+    assert main(["report", "--no-write", str(tmp_path / "study.nc")]) == 0  # no validation: its own table
+    block = capsys.readouterr().out.split("Epochs trained (mean over seeds)\n")[1].splitlines()
+    assert block[1].split() == ["bp", f"{STEPS[-1] / 10:.1f}"]
+    assert block[2].split() == ["fa", f"{(STEPS[-2] + STEPS[-1]) / 20:.1f}"]
+
+
 def test_report_leaves_out_angles_that_are_zero_by_construction():
     import sys
     from pathlib import Path

@@ -87,7 +87,7 @@ def expected_cell(study, kind, rule, column):
         return schedule_ablation_cell(study, *rule.split(), column)
     if kind == "ending":  # header 'depth N': per seed, how the run ended and after how many epochs
         at = dict(rule=rule, n_hidden=int(column.split()[1]))
-        epochs = analysis.epoch_of(study).where(np.isfinite(study["test_accuracy"])).max("step").sel(**at)
+        epochs = analysis.epochs_trained(study).sel(**at)
         return "; ".join(f"{study['stop_reason'].sel(**at, seed=s).item()} after {float(epochs.sel(seed=s)):g}"
                          for s in study.seed.values if study["status"].sel(**at, seed=s).item() != "missing")
     if kind.endswith("_end"):  # rows 'RULE depth N', header 'layer K': a metric's last value, mean over seeds

@@ -59,7 +59,7 @@ def test_the_800_unit_shapes_end_close_together_and_fit_the_training_set(page, s
     assert (study.stop_reason == "train_error_target").all()
     train_error = 100 * (1 - analysis.final_value(study, "train_accuracy"))
     assert (train_error <= 0.01 + 1e-9).all()
-    epochs = analysis.epoch_of(study).where(np.isfinite(study["test_accuracy"])).max("step").sel(seed=0)
+    epochs = analysis.epochs_trained(study).sel(seed=0)
     slowest = epochs.where(epochs == epochs.max(), drop=True)
     assert f"(dfa taking the longest to fit it, {float(epochs.max()):g} epochs at depth " \
         f"{int(slowest.n_hidden.item())})" in page and slowest.rule.item() == "dfa"

@@ -72,6 +72,14 @@ def _selection_tables(study) -> list[Table]:
     ]
 
 
+def _epochs_trained_table(study) -> Table:
+    """Without validation the runs end by their own rule (epoch cap, a training-error target): after how long."""
+    from cortex_fa import analysis
+
+    return wide(analysis.epochs_trained(study).where(study["status"] != "missing"), "n_hidden", ".1f",
+                "epochs_trained", "Epochs trained (mean over seeds)", over="seed")
+
+
 def _value(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
@@ -85,8 +93,8 @@ def build_tables(study, *, margin=0.5, reference="bp", metric=None, replay=()) -
     validated = analysis.has_validation(study)
     kinds = ("selected", "final", "oracle_best") if validated else ("final", "oracle_best")
     tables = [interval(s, k, "n_hidden", f"{k}_error", ERROR_TITLES[k]) for k in kinds]
+    tables += _selection_tables(study) if validated else [_epochs_trained_table(study)]
     if validated:
-        tables += _selection_tables(study)
         options = [d for d in study["status"].dims if d not in ("rule", "n_hidden", "seed", *RUN_INTERNAL_DIMS)]
         for dim in options:
             choice = selection.choose_option(study, dim)
