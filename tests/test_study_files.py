@@ -120,7 +120,7 @@ def schedule_ablation_cell(study, rule, schedule, column):
     raise AssertionError(f"no schedule_ablation column {column!r}")
 
 
-@pytest.mark.parametrize("path", sorted(DATA.glob("*.nc")) + sorted(DATA.glob("*/*.nc")),
+@pytest.mark.parametrize("path", sorted(DATA.glob("*.nc")) + sorted(DATA.glob("*/*.nc")) + sorted(DATA.glob("*/pending/*.nc")),
                          ids=lambda p: str(p.relative_to(DATA)))
 def test_committed_study_file_opens(path):
     study = open_results(path)
