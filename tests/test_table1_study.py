@@ -147,3 +147,20 @@ def test_the_chunks_waiting_for_the_other_depths_are_the_same_recipe_and_what_th
     assert f"Of seeds 1 and 2 at 800 units, these have run: {what} ({runs} runs, " \
         f"{hours_minutes(sum(r['seconds'] for r in rows))} of training); they wait in " \
         "`docs/data/nokland2016_table1_800/pending/` for the other depths" in page
+
+
+def _verdict_text(cell, rule) -> str:
+    mean, lo, hi = (float(cell[f"diff_{k}_pp"].sel(rule=rule)) for k in ("mean", "lo", "hi"))
+    return f"{rule} {cell.verdict.sel(rule=rule).item()} ({mean:+.2f} [{lo:+.2f}, {hi:+.2f}] points)"
+
+
+def test_with_seed_0_the_waiting_seeds_decide_what_the_page_says(page):
+    """The pending seeds and seed 0 at the same depths tile a grid: three paired seeds give verdicts there."""
+    parts = [open_results(p) for p in sorted(PENDING.glob("study_*.nc"))]
+    depths = sorted({d for part in parts for d in part.n_hidden.values.tolist()})
+    seed_0 = [open_results(PENDING.parent / f"study_d{d}_s0.nc") for d in depths]
+    v = verdicts.verdicts(combine_chunks(parts + seed_0))
+    assert (v.n == 3).all(), "three paired seeds at every depth"
+    said = "; ".join(f"at depth {d} " + " and ".join(_verdict_text(v.sel(n_hidden=d), r) for r in ("fa", "dfa"))
+                     for d in depths)
+    assert f"decide at the 0.5-point margin: {said}." in page
