@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 import pytest
 
 from cortex_fa import analysis, verdicts
@@ -39,6 +38,21 @@ def studies():
 def final_errors(study):
     """Final test error (%) per rule and depth, seed 0."""
     return (100 * (1 - analysis.final_value(study, "test_accuracy"))).sel(seed=0)
+
+
+def _and(values) -> str:
+    """[1] -> '1', [1, 2] -> '1 and 2', [1, 2, 3] -> '1, 2 and 3'."""
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _signed(values) -> str:
+    return _and([f"{v:+d}" for v in values])
+
+
+def _verdict_text(cell, rule) -> str:
+    mean, lo, hi = (float(cell[f"diff_{k}_pp"].sel(rule=rule)) for k in ("mean", "lo", "hi"))
+    return f"{rule} {cell.verdict.sel(rule=rule).item()} ({mean:+.2f} [{lo:+.2f}, {hi:+.2f}] points)"
 
 
 def test_the_chunks_and_their_cost_are_what_the_page_says(page, studies):
@@ -69,10 +83,6 @@ def test_the_800_unit_shapes_end_close_together_and_fit_the_training_set(page, s
     slowest = epochs.where(epochs == epochs.max(), drop=True)
     assert f"(dfa taking the longest to fit it, {float(epochs.max()):g} epochs at depth " \
         f"{int(slowest.n_hidden.item())})" in page and slowest.rule.item() == "dfa"
-
-
-def _signed(values) -> str:
-    return _and([f"{v:+d}" for v in values])
 
 
 def test_the_7_column_shape_decides_nothing_but_puts_fa_last_in_every_seed(page, studies):
@@ -117,12 +127,6 @@ def test_the_delta_angles_through_the_7_column_stack_are_what_the_page_says(page
     assert "dfa below fa in every seed" in page and (count.sel(rule="dfa") < count.sel(rule="fa")).all()
 
 
-def _and(values) -> str:
-    """[1] -> '1', [1, 2] -> '1 and 2', [1, 2, 3] -> '1, 2 and 3'."""
-    words = [str(v) for v in values]
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-
-
 def test_the_chunks_waiting_for_the_other_depths_are_the_same_recipe_and_what_the_page_says(page, studies):
     from cortex_fa.training_time import hours_minutes, training_time
 
@@ -147,11 +151,6 @@ def test_the_chunks_waiting_for_the_other_depths_are_the_same_recipe_and_what_th
     assert f"Of seeds 1 and 2 at 800 units, these have run: {what} ({runs} runs, " \
         f"{hours_minutes(sum(r['seconds'] for r in rows))} of training); they wait in " \
         "`docs/data/nokland2016_table1_800/pending/` for the other depths" in page
-
-
-def _verdict_text(cell, rule) -> str:
-    mean, lo, hi = (float(cell[f"diff_{k}_pp"].sel(rule=rule)) for k in ("mean", "lo", "hi"))
-    return f"{rule} {cell.verdict.sel(rule=rule).item()} ({mean:+.2f} [{lo:+.2f}, {hi:+.2f}] points)"
 
 
 def test_with_seed_0_the_waiting_seeds_decide_what_the_page_says(page):
