@@ -101,9 +101,10 @@ def epoch_of(study: xr.Dataset) -> xr.DataArray:
     return ep.broadcast_like(study["test_accuracy"])
 
 
-def epochs_trained(study: xr.Dataset) -> xr.DataArray:
-    """The last epoch at which each run logged a test accuracy (NaN for a run that logged none)."""
-    return _over(epoch_of(study).where(np.isfinite(study["test_accuracy"])), "step", last_finite)
+def epochs_trained(study: xr.Dataset, logged: xr.DataArray | None = None) -> xr.DataArray:
+    """The last epoch at which each run logged ``logged`` (the test accuracy by default; NaN if never)."""
+    logged = study["test_accuracy"] if logged is None else logged
+    return _over(epoch_of(study).where(np.isfinite(logged)), "step", last_finite)
 
 
 def _status(study):

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import xarray as xr
 
-from cortex_fa.analysis import _over, _take, epoch_of, first_argmax, last_finite
+from cortex_fa.analysis import _over, _take, epoch_of, epochs_trained, first_argmax
 
 
 def selection(study: xr.Dataset) -> xr.Dataset:
@@ -31,7 +31,7 @@ def selection(study: xr.Dataset) -> xr.Dataset:
     else:
         val = xr.full_like(study["test_accuracy"], np.nan)
     best = _take(ep, _over(val, "step", first_argmax))
-    done = _over(ep.where(np.isfinite(val)), "step", last_finite)
+    done = epochs_trained(study, val)
     patience = _run_option(study, "patience")
     converged = (done - best >= patience) & np.isfinite(patience)
     return xr.Dataset({"best_validation_epoch": best, "epochs_done": done, "converged": converged})
