@@ -136,7 +136,8 @@ def run_sweep(spec: SweepSpec, out, *, run_dir=None, workers=None, scheduler=Non
     retries : int
         Times Dask reruns a task that failed (for instance on a lost worker).
     announce : callable, optional
-        Called as ``announce(n_runs, n_todo, run_dir)`` once the run dir is checked.
+        Called as ``announce(n_runs, n_todo, run_dir, n_resuming)`` once the run
+        dir is checked; ``n_resuming`` of the runs to do continue from a checkpoint.
     preload : sequence of str, optional
         Files or modules every local worker imports first, e.g. the module
         that registers a custom rule (already imported here; see
@@ -165,7 +166,8 @@ def run_sweep(spec: SweepSpec, out, *, run_dir=None, workers=None, scheduler=Non
     todo = [c for c in configs if not study.run_file_ok(run_dir / f"{c.hash()}.nc", c.hash())]
     failures = []
     if announce is not None:
-        announce(len(configs), len(todo), run_dir)
+        resuming = sum(checkpoint_path(run_dir / f"{c.hash()}.nc").exists() for c in todo)
+        announce(len(configs), len(todo), run_dir, resuming)
     if todo:
         client = connect(scheduler, workers, len(todo), preload=preload)  # before writing anything
         try:

@@ -419,8 +419,10 @@ def test_a_killed_sweep_continues_its_run_from_the_last_epoch(tmp_path):
     ckpts = list(run_dir.glob("*.ckpt"))
     assert ckpts and not finished(run_dir), (tmp_path / "log").read_text()[-2000:]
     killed_at = cfa.Simulation.restore(ckpts[0], progress=False).step
-    done = subprocess.run(cli(*args), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    loud = [a for a in args if a != "--quiet"]
+    done = subprocess.run(cli(*loud), cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
+    assert f"0 already in {run_dir.name}, 1 continuing from a checkpoint" in done.stderr, done.stderr
     (run,) = finished(run_dir)
     assert not list(run_dir.glob("*.ckpt"))  # removed once the run file is in place
     got = load(run)

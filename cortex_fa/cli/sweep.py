@@ -205,11 +205,12 @@ def execute(spec, out: Path, args) -> int:
 
     quiet = getattr(args, "quiet", False)
 
-    def announce(n, todo, run_dir):
+    def announce(n, todo, run_dir, resuming):
         if not quiet:
             shape = f"{len(spec.rules)} rules x {len(spec.depths)} depths x {len(spec.seeds)} seeds" + "".join(
                 f" x {len(v)} {k}" for k, v in spec.grid.items())
-            print(f"sweep: {n} runs ({shape}); {n - todo} already in {run_dir}", file=sys.stderr)
+            again = f", {resuming} continuing from a checkpoint" if resuming else ""
+            print(f"sweep: {n} runs ({shape}); {n - todo} already in {run_dir}{again}", file=sys.stderr)
 
     from cortex_fa.study import default_run_dir
 
