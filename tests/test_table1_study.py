@@ -158,8 +158,22 @@ def test_with_seed_0_the_waiting_seeds_decide_what_the_page_says(page):
     parts = [open_results(p) for p in sorted(PENDING.glob("study_*.nc"))]
     depths = sorted({d for part in parts for d in part.n_hidden.values.tolist()})
     seed_0 = [open_results(PENDING.parent / f"study_d{d}_s0.nc") for d in depths]
-    v = verdicts.verdicts(combine_chunks(parts + seed_0))
+    study = combine_chunks(parts + seed_0)
+    v = verdicts.verdicts(study)
     assert (v.n == 3).all(), "three paired seeds at every depth"
     said = "; ".join(f"at depth {d} " + " and ".join(_verdict_text(v.sel(n_hidden=d), r) for r in ("fa", "dfa"))
                      for d in depths)
     assert f"decide at the 0.5-point margin: {said}." in page
+    assert f"With {_and(['one', 'two', 'four'])} columns of 800 units" in page and depths == [1, 2, 4]
+    assert (v.verdict.sel(rule=["fa", "dfa"]) == "keeps up").all()
+    # at depth 4 both end below bp in every seed, their intervals wholly below zero
+    count = verdicts.misclassified(study).sel(n_hidden=4)
+    assert (count.sel(rule=["fa", "dfa"]) < count.sel(rule="bp")).all()
+    assert (v.diff_hi_pp.sel(n_hidden=4, rule=["fa", "dfa"]) < 0).all()
+    error = (100 * (1 - analysis.final_value(study, "test_accuracy"))).mean("seed")
+    bp = error.sel(rule="bp").values
+    assert f"There bp's mean error ({bp[2]:.2f} %) is higher than at depths 1 and 2 ({bp[0]:.2f} and " \
+        f"{bp[1]:.2f} %)" in page and bp[2] > bp[:2].max()
+    others = error.sel(rule=["fa", "dfa"])
+    assert f"while fa's and dfa's stay between {float(others.min()):.2f} and {float(others.max()):.2f} % at all " \
+        "three depths" in page
