@@ -86,9 +86,10 @@ def _load(args):
 def _sweep(spec, out: Path, args):
     from cortex_fa.sweep import run_sweep
 
-    def announce(n, todo, run_dir):
+    def announce(n, todo, run_dir, resuming):
         if not args.quiet:
-            print(f"protocol: {n} runs; {n - todo} already in {run_dir}", file=sys.stderr)
+            again = f", {resuming} continuing from a checkpoint" if resuming else ""
+            print(f"protocol: {n} runs; {n - todo} already in {run_dir}{again}", file=sys.stderr)
 
     ds, failures = run_sweep(spec, out, run_dir=args.run_dir, workers=args.workers, scheduler=args.scheduler,
                              data_dir=args.data_dir, progress=not args.quiet, announce=announce)
